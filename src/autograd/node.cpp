@@ -1,0 +1,63 @@
+#include "anvil/autograd/node.h"
+
+#include "anvil/autograd/grad_mode.h"
+#include "anvil/ops/elementwise.h"
+
+namespace anvil::autograd {
+
+std::vector<Tensor> AccumulateGrad::apply(const Tensor& grad_output) {
+  auto impl = leaf_.lock();
+  if (!impl) return {};
+  Tensor leaf(impl);
+  // Stored as a fresh dense tensor: the incoming gradient may alias another tensor's.
+  Tensor g = grad_output.to(leaf.dtype());
+  if (impl->grad.defined()) {
+    impl->grad = add(impl->grad, g);
+  } else {
+    impl->grad = g.is_same(grad_output) || !g.is_contiguous() ? g.clone() : g;
+  }
+  return {};
+}
+
+std::vector<Tensor> FunctionNode::apply(const Tensor& grad_output) {
+  if (!fn_)
+    throw AutogradError("backward: trying to backward through the graph of " + name() +
+                        " a second time (its saved tensors were freed); pass retain_graph=true "
+                        "to the first backward");
+  return fn_(grad_output);
+}
+
+bool needs_grad(std::initializer_list<const Tensor*> inputs) {
+  if (!grad_enabled()) return false;
+  for (const Tensor* t : inputs)
+    if (t->defined() && t->requires_grad()) return true;
+  return false;
+}
+
+bool needs_grad(const std::vector<Tensor>& inputs) {
+  if (!grad_enabled()) return false;
+  for (const Tensor& t : inputs)
+    if (t.defined() && t.requires_grad()) return true;
+  return false;
+}
+
+Tensor record(const char* name, Tensor out, const std::vector<Tensor>& inputs,
+              BackwardFn backward) {
+  if (!needs_grad(inputs)) return out;
+  auto node = std::make_shared<FunctionNode>(name, std::move(backward));
+  node->next.reserve(inputs.size());
+  node->input_meta.reserve(inputs.size());
+  for (const Tensor& in : inputs) {
+    if (in.defined() && in.requires_grad()) {
+      node->next.push_back(in.grad_fn() ? in.grad_fn() : std::make_shared<AccumulateGrad>(in));
+      node->input_meta.push_back({in.shape(), in.dtype()});
+    } else {
+      node->next.push_back(nullptr);
+      node->input_meta.push_back({});
+    }
+  }
+  out.set_grad_fn(std::move(node));
+  return out;
+}
+
+}  // namespace anvil::autograd

@@ -1,0 +1,69 @@
+// Copies, dtype and device conversions, and in-place fills.
+#include "anvil/autograd/grad_mode.h"
+#include "anvil/autograd/node.h"
+#include "backend/copy_kernels.h"
+#include "ops/checks.h"
+
+namespace anvil {
+namespace {
+
+// Cross-device copies run on the non-CPU side, which knows both memories.
+Device copy_device(const Tensor& dst, const Tensor& src) {
+  return dst.device().is_cpu() ? src.device() : dst.device();
+}
+
+Tensor copy_to(const Tensor& src, Device device, DType dtype) {
+  Tensor out = Tensor::empty(src.shape(), TensorOptions(dtype).device(device));
+  backend::copy_kernels[copy_device(out, src)](out, src);
+  return out;
+}
+
+}  // namespace
+
+Tensor Tensor::contiguous() const {
+  if (is_contiguous()) return *this;
+  return clone();
+}
+
+Tensor Tensor::clone() const {
+  Tensor out = copy_to(*this, device(), dtype());
+  return autograd::record("CloneBackward", out, {*this},
+                          [](const Tensor& g) -> std::vector<Tensor> { return {g}; });
+}
+
+Tensor Tensor::to(DType dt) const {
+  if (dt == dtype()) return *this;
+  Tensor out = copy_to(*this, device(), dt);
+  if (!is_floating(dt)) return out;  // integer results carry no gradient
+  // The engine casts the gradient back to the input's dtype.
+  return autograd::record("ToCopyBackward", out, {*this},
+                          [](const Tensor& g) -> std::vector<Tensor> { return {g}; });
+}
+
+Tensor Tensor::to(Device dev) const { return to(dev, dtype()); }
+
+Tensor Tensor::to(Device dev, DType dt) const {
+  if (dev == device()) return to(dt);
+  Tensor out = copy_to(*this, dev, dt);
+  if (!is_floating(dt)) return out;
+  Device back = device();
+  return autograd::record("ToCopyBackward", out, {*this},
+                          [back](const Tensor& g) -> std::vector<Tensor> { return {g.to(back)}; });
+}
+
+Tensor& Tensor::copy_(const Tensor& src) {
+  ops::check_inplace(*this, "copy_");
+  Tensor s = src.shape() == shape() ? src : src.expand(shape());
+  backend::copy_kernels[copy_device(*this, s)](*this, s);
+  return *this;
+}
+
+Tensor& Tensor::fill_(Scalar value) {
+  ops::check_inplace(*this, "fill_");
+  backend::fill_kernels[device()](*this, value);
+  return *this;
+}
+
+Tensor& Tensor::zero_() { return fill_(0); }
+
+}  // namespace anvil

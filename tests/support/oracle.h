@@ -1,0 +1,37 @@
+// PyTorch as a reference for tests: a long-lived Python process (tests/support/torch_oracle.py)
+// that evaluates an expression on tensors we send and returns the result and gradients.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "anvil/anvil.h"
+
+namespace anvil::test {
+
+struct TorchResult {
+  Tensor out;
+  std::vector<Tensor> grads;  // gradient of sum(out * grad_out) per input; undefined if none
+};
+
+class TorchOracle {
+ public:
+  // The process-wide oracle; starts Python ($ANVIL_PYTHON) on first use.
+  static TorchOracle& get();
+  // False when ANVIL_PYTHON is unset (tests then fail with a message saying so).
+  bool available() const { return in_ != nullptr; }
+  const std::string& why_unavailable() const { return why_; }
+  // Evaluates `expr` with the inputs bound to a, b, c, ...; with grad_out defined, also the
+  // gradients w.r.t. the inputs flagged in want_grad. Throws anvil::Error on a Python error.
+  TorchResult run(const std::string& expr, const std::vector<Tensor>& inputs,
+                  const Tensor& grad_out = Tensor(), const std::vector<bool>& want_grad = {});
+  ~TorchOracle();
+
+ private:
+  TorchOracle();
+  FILE* in_ = nullptr;   // we write requests here
+  FILE* out_ = nullptr;  // and read responses here
+  int pid_ = -1;
+  std::string why_;
+};
+
+}  // namespace anvil::test
