@@ -20,6 +20,15 @@ Device::Device(const std::string& spec) {
   throw DeviceError("Device: expected 'cpu', 'cuda' or 'cuda:N', got '" + spec + "'");
 }
 
+namespace detail {
+// Set by the CUDA backend when it is linked in; absent, there are no CUDA devices.
+int (*cuda_device_count_hook)() = nullptr;
+}  // namespace detail
+
+int cuda_device_count() {
+  return detail::cuda_device_count_hook ? detail::cuda_device_count_hook() : 0;
+}
+
 std::string Device::str() const {
   return is_cpu() ? "cpu" : "cuda:" + std::to_string(index);
 }

@@ -51,19 +51,19 @@ Tensor Tensor::to(Device dev, DType dt) const {
                           [back](const Tensor& g) -> std::vector<Tensor> { return {g.to(back)}; });
 }
 
-Tensor& Tensor::copy_(const Tensor& src) {
+const Tensor& Tensor::copy_(const Tensor& src) const {
   ops::check_inplace(*this, "copy_");
   Tensor s = src.shape() == shape() ? src : src.expand(shape());
   backend::copy_kernels[copy_device(*this, s)](*this, s);
   return *this;
 }
 
-Tensor& Tensor::fill_(Scalar value) {
+const Tensor& Tensor::fill_(Scalar value) const {
   ops::check_inplace(*this, "fill_");
   backend::fill_kernels[device()](*this, value);
   return *this;
 }
 
-Tensor& Tensor::zero_() { return fill_(0); }
+const Tensor& Tensor::zero_() const { return fill_(0); }
 
 }  // namespace anvil

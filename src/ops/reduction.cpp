@@ -212,12 +212,12 @@ Tensor var(const Tensor& a, const Dims& dims, int64_t correction, bool keepdim) 
                             return {mul(centered, div(g.reshape(kept), denom / 2.0))};
                           });
 }
-Tensor var(const Tensor& a, int64_t correction) { return var(a, {}, correction, false); }
+Tensor var(const Tensor& a) { return var(a, {}, 1, false); }
 
-Tensor std(const Tensor& a, const Dims& dims, int64_t correction, bool keepdim) {
+Tensor std_dev(const Tensor& a, const Dims& dims, int64_t correction, bool keepdim) {
   return sqrt(var(a, dims, correction, keepdim));
 }
-Tensor std(const Tensor& a, int64_t correction) { return std(a, {}, correction, false); }
+Tensor std_dev(const Tensor& a) { return std_dev(a, {}, 1, false); }
 
 Tensor sum_to(const Tensor& a, const Shape& shape) {
   if (a.shape() == shape) return a;

@@ -123,9 +123,10 @@ class Tensor {
   Tensor cuda(int index = 0) const { return to(Device(DeviceKind::CUDA, index)); }
 
   // ---- in place (not recorded by autograd; refused on tensors that need grad) ----
-  Tensor& zero_();
-  Tensor& fill_(Scalar value);
-  Tensor& copy_(const Tensor& src);  // broadcasts src, converts dtype and device
+  // const like PyTorch's: a Tensor is a handle, and these change the data, not the handle.
+  const Tensor& zero_() const;
+  const Tensor& fill_(Scalar value) const;
+  const Tensor& copy_(const Tensor& src) const;  // broadcasts src, converts dtype and device
 
   std::string str() const;  // as PyTorch prints it: tensor([[1., 2.], ...])
   TensorImpl* impl() const { return impl_.get(); }

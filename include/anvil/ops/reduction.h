@@ -35,10 +35,13 @@ Tensor argmax(const Tensor& a, int64_t dim, bool keepdim = false);
 Tensor argmin(const Tensor& a, int64_t dim, bool keepdim = false);
 
 // Variance / standard deviation dividing by N - correction (Bessel's correction = 1).
-Tensor var(const Tensor& a, int64_t correction = 1);
+// (No correction argument on the all-dims overloads: var(a, {0}) must mean dim 0.)
+Tensor var(const Tensor& a);
 Tensor var(const Tensor& a, const Dims& dims, int64_t correction = 1, bool keepdim = false);
-Tensor std(const Tensor& a, int64_t correction = 1);
-Tensor std(const Tensor& a, const Dims& dims, int64_t correction = 1, bool keepdim = false);
+// torch.std, named std_dev because a function called `std` would make `std::` ambiguous
+// wherever `using namespace anvil;` is in effect.
+Tensor std_dev(const Tensor& a);
+Tensor std_dev(const Tensor& a, const Dims& dims, int64_t correction = 1, bool keepdim = false);
 
 // Sums `a` down to `shape` (the inverse of broadcasting `shape` up to a.shape()).
 Tensor sum_to(const Tensor& a, const Shape& shape);

@@ -1,0 +1,42 @@
+# The two commands of the README. Both install what is missing first (Debian packages, and for
+# tests a cached virtual environment of reference peers), so a fresh Debian 12 machine needs
+# nothing else.
+BUILD     ?= build
+ASAN      ?= build-asan
+JOBS      ?= $(shell nproc)
+CMAKE_ARGS ?=
+
+.PHONY: all deps build run test test-fast test-sanitize clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+# The main job: the first example, trained on the CPU.
+run: build
+	@$(BUILD)/examples/first_steps
+
+# Every test (CUDA-labelled ones report skipped without a GPU), then the CPU tests again under
+# AddressSanitizer + UndefinedBehaviorSanitizer.
+test: test-fast test-sanitize
+
+test-fast: deps
+	@py=$$(scripts/test-venv.sh) && \
+	  cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DANVIL_PYTHON=$$py $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-sanitize: deps
+	@py=$$(scripts/test-venv.sh) && \
+	  cmake -S . -B $(ASAN) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DANVIL_SANITIZE=ON \
+	    -DANVIL_CUDA=OFF -DANVIL_PYTHON=$$py >/dev/null
+	@cmake --build $(ASAN) -j $(JOBS)
+	@cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) -L cpu
+
+clean:
+	rm -rf $(BUILD) $(ASAN)

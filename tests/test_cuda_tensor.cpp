@@ -1,0 +1,42 @@
+// CUDA tensors: memory and copies against the CPU reference. Skipped without a GPU.
+#include "support/check.h"
+
+using namespace anvil;
+
+class CudaTensor : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!cuda_is_available()) GTEST_SKIP() << "no CUDA device";
+  }
+};
+
+TEST_F(CudaTensor, RoundTripKeepsValuesForEveryDType) {
+  for (DType dt : {kFloat32, kFloat64, kFloat16, kBFloat16, kInt32, kInt64, kUInt8, kBool}) {
+    Tensor host = test::uniform({7, 5}, 3, -50, 50).to(dt);
+    Tensor back = host.to(kCUDA).to(kCPU);
+    EXPECT_EQ(back.dtype(), dt);
+    EXPECT_TRUE(equal(back, host)) << dtype_name(dt);
+  }
+}
+
+TEST_F(CudaTensor, StridedAndConvertingCopies) {
+  Tensor host = test::uniform({6, 4}, 5);
+  Tensor dev = host.to(kCUDA);
+  // A transposed view on the device, copied back densely.
+  EXPECT_TRUE(equal(dev.t().contiguous().cpu(), host.t().contiguous()));
+  // A conversion on the device matches the CPU's.
+  EXPECT_TRUE(equal(dev.to(kFloat16).cpu(), host.to(kFloat16)));
+  // Host -> device into a strided destination.
+  Tensor target = zeros({4, 6}, kCUDA).t();
+  target.copy_(host);
+  EXPECT_TRUE(equal(target.cpu(), host));
+}
+
+TEST_F(CudaTensor, FillAndCreation) {
+  Tensor z = zeros({3, 3}, TensorOptions(kFloat64).device(kCUDA));
+  EXPECT_EQ(z.device(), kCUDA);
+  EXPECT_TRUE(equal(z.cpu(), zeros({3, 3}, kFloat64)));
+  EXPECT_TRUE(equal(full({2, 2}, 2.5, kCUDA).cpu(), full({2, 2}, 2.5)));
+  EXPECT_TRUE(equal(eye(4, 3, kCUDA).cpu(), eye(4, 3)));
+  EXPECT_EQ(full({}, 7, TensorOptions(kInt64).device(kCUDA)).item<int64_t>(), 7);
+}
