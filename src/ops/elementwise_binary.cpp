@@ -1,7 +1,10 @@
 // Binary arithmetic and comparisons: broadcasting, type promotion, dispatch and gradients.
+#include <cmath>
+
 #include "anvil/autograd/node.h"
 #include "anvil/ops/creation.h"
 #include "anvil/ops/elementwise.h"
+#include "anvil/ops/reduction.h"
 #include "backend/binary_kernels.h"
 #include "ops/checks.h"
 
@@ -94,6 +97,64 @@ Tensor div(const Tensor& a, const Tensor& b) {
                           });
 }
 
+// d/da a^e = e a^(e-1), taken as 0 where e == 0 (also at a == 0); d/de a^e = a^e log(a),
+// taken as 0 where a == 0 and e >= 0 (PyTorch's conventions).
+Tensor pow(const Tensor& a, const Tensor& exponent) {
+  Tensor out = compute(BinaryOp::Pow, a, exponent, arithmetic_dtype(BinaryOp::Pow, a, exponent));
+  bool ga = a.requires_grad(), ge_ = exponent.requires_grad();
+  Tensor x = a.detach(), e = exponent.detach(), y = out.detach();
+  return autograd::record("PowBackward", out, {a, exponent},
+                          [x, e, y, ga, ge_](const Tensor& g) -> std::vector<Tensor> {
+                            Tensor zero = zeros({}, g.options());
+                            Tensor da, de;
+                            if (ga) da = where(eq(e, 0), zero, mul(g, mul(e, pow(x, sub(e, 1)))));
+                            if (ge_)
+                              de = where(logical_and(eq(x, 0), ge(e, 0)), zero,
+                                         mul(g, mul(y, log(x))));
+                            return {da, de};
+                          });
+}
+
+Tensor pow(const Tensor& a, Scalar exponent) {
+  ops::check_defined(a, "pow", "input");
+  ANVIL_CHECK(is_floating(a.dtype()) || exponent.is_floating() || exponent.to_int() >= 0,
+              ValueError, "pow: expected a non-negative exponent for an integer tensor (",
+              dtype_name(a.dtype()), "), got ", exponent.to_int(),
+              "; integers to negative integer powers are not allowed");
+  return pow(a, wrap(a, exponent));
+}
+
+Tensor pow(Scalar base, const Tensor& exponent) {
+  ops::check_defined(exponent, "pow", "exponent");
+  return pow(wrap(exponent, base), exponent);
+}
+
+namespace {
+// maximum/minimum: the gradient goes to the operand that was picked, split evenly on ties
+// (as PyTorch does).
+Tensor extremum(BinaryOp op, const Tensor& a, const Tensor& b, const char* node) {
+  Tensor out = compute(op, a, b, promote_types(a.dtype(), b.dtype()));
+  bool ga = a.requires_grad(), gb = b.requires_grad(), is_max = op == BinaryOp::Maximum;
+  Tensor x = a.detach(), y = b.detach();
+  return autograd::record(node, out, {a, b},
+                          [x, y, ga, gb, is_max](const Tensor& g) -> std::vector<Tensor> {
+                            Tensor zero = zeros({}, g.options());
+                            Tensor tie = eq(x, y), half = mul(g, 0.5);
+                            Tensor x_lost = is_max ? lt(x, y) : gt(x, y);
+                            Tensor y_lost = is_max ? gt(x, y) : lt(x, y);
+                            return {ga ? where(tie, half, where(x_lost, zero, g)) : Tensor(),
+                                    gb ? where(tie, half, where(y_lost, zero, g)) : Tensor()};
+                          });
+}
+}  // namespace
+
+Tensor maximum(const Tensor& a, const Tensor& b) {
+  return extremum(BinaryOp::Maximum, a, b, "MaximumBackward");
+}
+Tensor minimum(const Tensor& a, const Tensor& b) {
+  return extremum(BinaryOp::Minimum, a, b, "MinimumBackward");
+}
+
 Tensor add(const Tensor& a, Scalar b) { return add(a, wrap(a, b)); }
 Tensor sub(const Tensor& a, Scalar b) { return sub(a, wrap(a, b)); }
 Tensor mul(const Tensor& a, Scalar b) { return mul(a, wrap(a, b)); }
@@ -119,6 +180,35 @@ Tensor logical_and(const Tensor& a, const Tensor& b) {
 }
 Tensor logical_or(const Tensor& a, const Tensor& b) {
   return compute(BinaryOp::LogicalOr, a, b, promote_types(a.dtype(), b.dtype()));
+}
+
+bool equal(const Tensor& a, const Tensor& b) {
+  ops::check_defined(a, "equal", "input");
+  ops::check_defined(b, "equal", "other");
+  ops::check_same_device({a, b}, "equal");
+  if (a.shape() != b.shape()) return false;
+  NoGradGuard no_grad;
+  return sum(ne(a, b)).item<int64_t>() == 0;
+}
+
+bool allclose(const Tensor& a, const Tensor& b, double rtol, double atol, bool equal_nan) {
+  ops::check_defined(a, "allclose", "input");
+  ops::check_defined(b, "allclose", "other");
+  ops::check_same_device({a, b}, "allclose");
+  ANVIL_CHECK(rtol >= 0 && atol >= 0, ValueError,
+              "allclose: expected non-negative rtol and atol, got rtol ", rtol, " and atol ", atol);
+  broadcast_shapes(a.shape(), b.shape(), "allclose");
+  NoGradGuard no_grad;
+  DType t = promote_types(a.dtype(), b.dtype());
+  if (!is_floating(t)) t = kFloat64;
+  Tensor x = a.to(t), y = b.to(t);
+  // Exact equality covers infinities of one sign; otherwise the error must be finite (lt
+  // inf is false for inf and NaN) and within tolerance, as torch.isclose.
+  Tensor err = abs(sub(x, y));
+  Tensor close = logical_or(eq(x, y), logical_and(lt(err, INFINITY),
+                                                  le(err, add(mul(abs(y), rtol), atol))));
+  if (equal_nan) close = logical_or(close, logical_and(isnan(x), isnan(y)));
+  return sum(logical_not(close)).item<int64_t>() == 0;
 }
 
 // ---- in place ----

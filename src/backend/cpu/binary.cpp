@@ -1,6 +1,7 @@
 // CPU element-wise binary ops (arithmetic, comparisons, logical).
 #include <atomic>
 #include <cmath>
+#include <type_traits>
 
 #include "backend/binary_kernels.h"
 #include "backend/cpu/loops.h"
@@ -53,9 +54,16 @@ void arithmetic(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b
     case BinaryOp::Pow:
       run([](C x, C y) {
         if constexpr (std::is_integral_v<C>) {
-          C r = 1;
-          for (C e = y; e > 0; --e) r *= x;
-          return r;
+          if constexpr (std::is_signed_v<C>) {
+            // As torch: only 1 and -1 have integer reciprocals; the rest round to 0.
+            if (y < 0) return x == 1 ? C(1) : x == -1 ? C(y % 2 == 0 ? 1 : -1) : C(0);
+          }
+          // By squaring, in unsigned arithmetic so that overflow wraps instead of being UB.
+          using U = std::make_unsigned_t<C>;
+          U r = 1, b = U(x);
+          for (C e = y; e > 0; e /= 2, b = U(b * b))
+            if (e % 2) r = U(r * b);
+          return C(r);
         } else {
           return C(std::pow(x, y));
         }
