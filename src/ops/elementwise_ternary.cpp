@@ -72,10 +72,12 @@ Tensor clamp(const Tensor& a, std::optional<Scalar> min, std::optional<Scalar> m
   Tensor x = a.detach();
   return autograd::record("ClampBackward", out, {a},
                           [x, min, max](const Tensor& g) -> std::vector<Tensor> {
-                            Tensor pass;  // min <= x <= max (false at NaN)
-                            if (min) pass = ge(x, *min);
+                            // min < x < max, strictly (and false at NaN), as torch 2.15
+                            // computes it: a value sitting on a bound gets no gradient.
+                            Tensor pass;
+                            if (min) pass = gt(x, *min);
                             if (max)
-                              pass = pass.defined() ? logical_and(pass, le(x, *max)) : le(x, *max);
+                              pass = pass.defined() ? logical_and(pass, lt(x, *max)) : lt(x, *max);
                             return {where(pass, g, zeros({}, g.options()))};
                           });
 }

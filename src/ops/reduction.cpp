@@ -88,9 +88,11 @@ Tensor extremum(const Tensor& a, const Dims& dims, bool keepdim, bool is_max, co
   ops::check_defined(a, op, "input");
   Plan p = make_plan(a, dims, keepdim, op);
   Tensor out = reduce(a, p, {is_max ? ReduceOp::Max : ReduceOp::Min}, a.dtype(), op);
+  // Saved as a detached view: capturing `out` itself would make its node own it (a cycle).
+  Tensor result = out.detach();
   return autograd::record(is_max ? "MaxBackward" : "MinBackward", out, {a},
-                          [a, out, p](const Tensor& g) -> std::vector<Tensor> {
-                            return {extremum_grad(g, a, out.detach(), p)};
+                          [a, result, p](const Tensor& g) -> std::vector<Tensor> {
+                            return {extremum_grad(g, a, result, p)};
                           });
 }
 
