@@ -2,7 +2,8 @@
 # Installs the Debian packages anvil builds, tests and runs with; skips what is already there.
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config libopenblas-dev libgtest-dev libgmock-dev
-      nlohmann-json3-dev libcli11-dev python3-venv python3-pip dataset-fashion-mnist)
+      nlohmann-json3-dev libcli11-dev zlib1g-dev python3-venv python3-pip dataset-fashion-mnist
+      python3-sklearn)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

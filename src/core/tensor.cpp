@@ -129,6 +129,23 @@ void Tensor::retain_grad() {
 }
 bool Tensor::retains_grad() const { return checked(impl_).retains_grad; }
 
+void Tensor::set_data(const Tensor& other) const {
+  checked(impl_);
+  const auto& o = checked(other.impl_ptr());
+  ANVIL_CHECK(!impl_->requires_grad || is_floating(o.dtype), DTypeError,
+              "set_data: a tensor that requires grad needs floating-point data, got ",
+              dtype_name(o.dtype));
+  impl_->storage = o.storage;
+  impl_->shape = o.shape;
+  impl_->strides = o.strides;
+  impl_->offset = o.offset;
+  impl_->dtype = o.dtype;
+  const Tensor& g = impl_->grad;
+  if (g.defined() && (g.shape() != o.shape || g.dtype() != o.dtype ||
+                      g.device() != o.storage->device()))
+    impl_->grad = Tensor();
+}
+
 Tensor Tensor::detach() const {
   const auto& im = checked(impl_);
   return make_view(im.storage, im.shape, im.strides, im.offset, im.dtype);

@@ -71,32 +71,52 @@ TorchOracle::~TorchOracle() {
   if (pid_ > 0) waitpid(pid_, nullptr, 0);
 }
 
+namespace {
+json send(FILE* in, FILE* out, json req, const std::vector<Tensor>& inputs, const Tensor& grad_out,
+          const std::string& what) {
+  req["inputs"] = json::array();
+  for (const Tensor& t : inputs) req["inputs"].push_back(meta_of(t));
+  req["grad_out"] = grad_out.defined() ? meta_of(grad_out) : json(nullptr);
+  std::string line = req.dump() + "\n";
+  fwrite(line.data(), 1, line.size(), in);
+  for (const Tensor& t : inputs) write_tensor(in, t);
+  if (grad_out.defined()) write_tensor(in, grad_out);
+  if (fflush(in) != 0)
+    throw Error("torch oracle: the Python process is gone (could not import torch?)");
+  std::string resp_line;
+  for (int c; (c = fgetc(out)) != EOF && c != '\n';) resp_line.push_back(char(c));
+  if (resp_line.empty()) throw Error("torch oracle: no response (did the Python process die?)");
+  json resp = json::parse(resp_line);
+  if (!resp["ok"].get<bool>())
+    throw Error("torch oracle: `" + what + "` failed: " + resp["error"].get<std::string>());
+  return resp;
+}
+}  // namespace
+
+std::vector<Tensor> TorchOracle::run_code(const std::string& code,
+                                          const std::vector<Tensor>& inputs) {
+  if (!available()) throw Error("torch oracle unavailable: " + why_);
+  json req;
+  req["code"] = code;
+  json resp = send(in_, out_, req, inputs, Tensor(), code);
+  std::vector<Tensor> outs;
+  for (const auto& m : resp["outs"]) outs.push_back(read_tensor(out_, m));
+  return outs;
+}
+
 TorchResult TorchOracle::run(const std::string& expr, const std::vector<Tensor>& inputs,
                              const Tensor& grad_out, const std::vector<bool>& want_grad) {
   if (!available()) throw Error("torch oracle unavailable: " + why_);
   json req;
   req["expr"] = expr;
-  req["inputs"] = json::array();
-  for (const Tensor& t : inputs) req["inputs"].push_back(meta_of(t));
   req["grad"] = want_grad;
-  req["grad_out"] = grad_out.defined() ? meta_of(grad_out) : json(nullptr);
-  std::string line = req.dump() + "\n";
-  fwrite(line.data(), 1, line.size(), in_);
-  for (const Tensor& t : inputs) write_tensor(in_, t);
-  if (grad_out.defined()) write_tensor(in_, grad_out);
-  if (fflush(in_) != 0) throw Error("torch oracle: the Python process is gone (could not import torch?)");
-
-  std::string resp_line;
-  for (int c; (c = fgetc(out_)) != EOF && c != '\n';) resp_line.push_back(char(c));
-  if (resp_line.empty()) throw Error("torch oracle: no response (did the Python process die?)");
-  json resp = json::parse(resp_line);
-  if (!resp["ok"].get<bool>())
-    throw Error("torch oracle: `" + expr + "` failed: " + resp["error"].get<std::string>());
+  json resp = send(in_, out_, req, inputs, grad_out, expr);
   TorchResult r;
   r.out = read_tensor(out_, resp["out"]);
   for (const auto& g : resp["grads"])
     r.grads.push_back(g.is_null() ? Tensor() : read_tensor(out_, g));
   return r;
 }
+
 
 }  // namespace anvil::test

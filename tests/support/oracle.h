@@ -24,6 +24,10 @@ class TorchOracle {
   // gradients w.r.t. the inputs flagged in want_grad. Throws anvil::Error on a Python error.
   TorchResult run(const std::string& expr, const std::vector<Tensor>& inputs,
                   const Tensor& grad_out = Tensor(), const std::vector<bool>& want_grad = {});
+  // Runs Python statements (imports allowed, e.g. sklearn.metrics) with the inputs bound to
+  // a, b, c, ...; the code must assign `out`, a tensor or a list of tensors (numbers are
+  // turned into tensors). Returns them in order.
+  std::vector<Tensor> run_code(const std::string& code, const std::vector<Tensor>& inputs = {});
   ~TorchOracle();
 
  private:

@@ -7,6 +7,9 @@ Protocol (stdin/stdout, one request at a time):
             input and of grad_out, in order.
   response: one JSON line {"ok": true, "out": {"dtype", "shape"}, "grads": [meta | null]} and
             the raw bytes of out and each gradient; or {"ok": false, "error": str}.
+  A request with "code" instead of "expr" runs Python statements (imports allowed) that must
+  assign `out` (a tensor or a list/tuple of tensors); the response is {"ok": true,
+  "outs": [meta...]} and the raw bytes of each.
 Inputs are named a, b, c, ... in the expression; torch and F (torch.nn.functional) are in scope.
 """
 import json
@@ -66,6 +69,16 @@ def main():
                     x.requires_grad_(True)
             scope = {"torch": torch, "F": F, "math": math}
             scope.update({chr(ord("a") + i): x for i, x in enumerate(xs)})
+            if "code" in req:
+                exec(req["code"], scope)
+                outs = scope["out"]
+                outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
+                outs = [o if isinstance(o, torch.Tensor) else torch.tensor(o) for o in outs]
+                out.write((json.dumps({"ok": True, "outs": [meta(o) for o in outs]}) + "\n").encode())
+                for o in outs:
+                    out.write(to_bytes(o))
+                out.flush()
+                continue
             y = eval(req["expr"], scope)
             if not isinstance(y, torch.Tensor):
                 y = torch.tensor(y)

@@ -96,6 +96,10 @@ class Tensor {
   // Back-propagates from this tensor; `gradient` defaults to ones for a one-element tensor.
   void backward(const Tensor& gradient = Tensor(), bool retain_graph = false) const;
   Tensor detach() const;  // shares data, no history
+  // Points this tensor, and every handle to it, at `other`'s data, shape and dtype while keeping
+  // its autograd identity (torch's `param.data = other`): how modules move their parameters
+  // between devices and dtypes. A gradient that no longer fits is dropped.
+  void set_data(const Tensor& other) const;
 
   // ---- views (share storage; differentiable) ----
   Tensor view(const Shape& shape) const;     // requires compatible strides; -1 infers a dim
