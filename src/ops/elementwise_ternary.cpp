@@ -72,12 +72,12 @@ Tensor clamp(const Tensor& a, std::optional<Scalar> min, std::optional<Scalar> m
   Tensor x = a.detach();
   return autograd::record("ClampBackward", out, {a},
                           [x, min, max](const Tensor& g) -> std::vector<Tensor> {
-                            // min < x < max, strictly (and false at NaN), as torch 2.15
-                            // computes it: a value sitting on a bound gets no gradient.
+                            // min <= x <= max (false at NaN). torch 2.11 passes the gradient
+                            // on the bounds and 2.15 does not; we keep the long-standing rule.
                             Tensor pass;
-                            if (min) pass = gt(x, *min);
+                            if (min) pass = ge(x, *min);
                             if (max)
-                              pass = pass.defined() ? logical_and(pass, lt(x, *max)) : lt(x, *max);
+                              pass = pass.defined() ? logical_and(pass, le(x, *max)) : le(x, *max);
                             return {where(pass, g, zeros({}, g.options()))};
                           });
 }

@@ -37,8 +37,8 @@ Tensor sign(const Tensor& a);   // not differentiable (zero gradient)
 Tensor square(const Tensor& a);
 Tensor sin(const Tensor& a);
 Tensor cos(const Tensor& a);
-// Limits either side (a missing side is open). The gradient passes where min < a < max
-// strictly, as in PyTorch: an element sitting on a bound gets none.
+// Limits either side (a missing side is open). The gradient passes where min <= a <= max
+// (PyTorch's long-standing rule; torch 2.15 drops it exactly on a bound).
 Tensor clamp(const Tensor& a, std::optional<Scalar> min, std::optional<Scalar> max);
 Tensor clamp_min(const Tensor& a, Scalar min);
 Tensor clamp_max(const Tensor& a, Scalar max);
