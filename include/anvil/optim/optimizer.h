@@ -1,0 +1,110 @@
+// Optimizer: the base of anvil's optimizers, shaped like torch.optim.Optimizer.
+//
+// An optimizer holds parameter groups (each a list of leaf tensors with requires_grad and
+// the hyper-parameters that apply to them) and per-parameter state (momentum buffers,
+// moment estimates, step counts). step() updates every parameter that has a gradient, in
+// place under NoGradGuard with anvil ops, so it runs on whatever device the parameters live
+// on; parameters without a gradient are skipped, as in PyTorch.
+//
+// Hyper-parameters are numbers keyed by PyTorch's names ("lr", "momentum", "weight_decay",
+// ...); Adam-style betas are "beta1" and "beta2"; flags (nesterov, amsgrad, centered,
+// maximize) are 0 or 1. Each concrete optimizer has an options struct with PyTorch's defaults:
+//
+//   optim::SGD opt(model.parameters(), {.lr = 0.1, .momentum = 0.9});
+//   optim::Adam opt({{{w1, b1}, {{"lr", 1e-2}}}, {{w2, b2}, {}}});  // two groups
+//   loss.backward(); opt.step(); opt.zero_grad();
+#pragma once
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "anvil/core/state_dict.h"
+#include "anvil/core/tensor.h"
+
+namespace anvil::optim {
+
+// Hyper-parameters by name.
+using Options = std::map<std::string, double>;
+
+// Parameters that share hyper-parameters. `options` given at construction override the
+// optimizer's defaults for this group; missing ones are filled in from the defaults.
+struct ParamGroup {
+  std::vector<Tensor> params;
+  Options options;
+};
+
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+  Optimizer(const Optimizer&) = delete;
+  Optimizer& operator=(const Optimizer&) = delete;
+
+  // One update of every parameter that has a gradient.
+  virtual void step();
+  // Calls `closure` (which must zero the gradients, recompute the loss, call backward and
+  // return the loss) with gradient recording on, then steps. Returns the closure's loss.
+  // LBFGS needs this form, since it evaluates the closure several times per step.
+  virtual Tensor step(const std::function<Tensor()>& closure);
+  // Drops every parameter's gradient (PyTorch's zero_grad(set_to_none=True)).
+  void zero_grad();
+
+  // Adds a group; options it lacks are taken from the defaults. Throws ValueError for a
+  // parameter already in another group, an unknown option name or a bad value.
+  void add_param_group(ParamGroup group);
+  std::vector<ParamGroup>& param_groups() { return groups_; }
+  const std::vector<ParamGroup>& param_groups() const { return groups_; }
+  const Options& defaults() const { return defaults_; }
+  const std::string& name() const { return name_; }
+
+  // The learning rate of group 0, and setting it in every group.
+  double lr() const;
+  void set_lr(double lr);
+
+  // The state of one parameter (empty until its first update), e.g. state(w).at("exp_avg").
+  const StateDict& state(const Tensor& param) const;
+
+  // "state.<i>.<name>" for the state of the i-th parameter (counted over all groups in order),
+  // "param_groups.<g>.<option>" as 0-dim float64 tensors and "param_groups.<g>.params" as an
+  // int64 list of the group's parameter indices. Tensors are copies.
+  StateDict state_dict() const;
+  // Restores a state_dict() of an optimizer of the same kind over parameters of the same
+  // shapes, grouped alike; continuing then gives bit-identical results. Throws ValueError on
+  // a group or parameter mismatch.
+  void load_state_dict(const StateDict& state_dict);
+
+ protected:
+  // `defaults` holds every option the optimizer knows, with its default value. Concrete
+  // optimizers call init() from their constructor body (virtual calls work from there).
+  Optimizer(std::string name, Options defaults);
+  void init(std::vector<ParamGroup> groups);
+  // Throws ValueError for a bad option value (messages name the optimizer and the value).
+  virtual void validate(const Options& options) const {}
+  // Updates one parameter in place from its gradient; called under NoGradGuard.
+  virtual void update(const Options& group, Tensor& param, const Tensor& grad,
+                      StateDict& state) = 0;
+  StateDict& mutable_state(const Tensor& param) { return state_[param.impl()]; }
+
+  // All parameters over all groups, in order.
+  std::vector<Tensor> all_params() const;
+
+  std::string name_;
+  Options defaults_;
+  std::vector<ParamGroup> groups_;
+  std::map<const TensorImpl*, StateDict> state_;
+};
+
+// Wraps a flat parameter list as a single group with no overrides.
+std::vector<ParamGroup> single_group(std::vector<Tensor> params);
+
+// Reads a step counter ("step", a 0-dim float32 tensor as PyTorch keeps it), adding one.
+double increment_step(StateDict& state);
+
+// An optimizer by name, with PyTorch's defaults and the given learning rate: "sgd", "adam",
+// "adamw", "rmsprop", "adagrad", "adadelta", "nadam", "lbfgs" (case-insensitive). Throws
+// ValueError for any other name, listing the known ones.
+std::unique_ptr<Optimizer> make_optimizer(const std::string& name, std::vector<Tensor> params,
+                                          double lr);
+
+}  // namespace anvil::optim

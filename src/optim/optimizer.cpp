@@ -1,0 +1,183 @@
+#include "anvil/optim/optimizer.h"
+
+#include <set>
+
+#include "anvil/autograd/grad_mode.h"
+#include "anvil/core/error.h"
+#include "anvil/ops/creation.h"
+
+namespace anvil::optim {
+
+Optimizer::Optimizer(std::string name, Options defaults)
+    : name_(std::move(name)), defaults_(std::move(defaults)) {}
+
+void Optimizer::init(std::vector<ParamGroup> groups) {
+  validate(defaults_);
+  ANVIL_CHECK(!groups.empty(), ValueError, name_,
+              ": expected at least one parameter group, got none");
+  for (auto& g : groups) add_param_group(std::move(g));
+}
+
+std::vector<ParamGroup> single_group(std::vector<Tensor> params) {
+  return {ParamGroup{std::move(params), {}}};
+}
+
+void Optimizer::add_param_group(ParamGroup group) {
+  const size_t g = groups_.size();
+  for (const auto& [key, value] : group.options) {
+    (void)value;
+    if (defaults_.count(key)) continue;
+    std::string known;
+    for (const auto& [k, v] : defaults_) known += (known.empty() ? "" : ", ") + k;
+    throw ValueError(detail::cat(name_, ": unknown option \"", key, "\" in parameter group ", g,
+                                 " (expected one of: ", known, ")"));
+  }
+  for (const auto& [key, value] : defaults_) group.options.emplace(key, value);
+  validate(group.options);
+  std::set<const TensorImpl*> seen;
+  for (const auto& gr : groups_)
+    for (const auto& p : gr.params) seen.insert(p.impl());
+  for (size_t i = 0; i < group.params.size(); ++i) {
+    const Tensor& p = group.params[i];
+    ANVIL_CHECK(p.defined(), ValueError, name_, ": parameter ", i, " of group ", g,
+                " is an undefined tensor");
+    ANVIL_CHECK(p.is_leaf() && p.is_floating_point(), ValueError, name_, ": parameter ", i,
+                " of group ", g, " must be a floating-point leaf tensor, got ",
+                p.is_leaf() ? dtype_name(p.dtype()) : "a non-leaf");
+    ANVIL_CHECK(seen.insert(p.impl()).second, ValueError, name_, ": parameter ", i, " of group ", g,
+                " appears more than once (in this or another group)");
+  }
+  groups_.push_back(std::move(group));
+}
+
+void Optimizer::step() {
+  NoGradGuard no_grad;
+  for (auto& g : groups_)
+    for (auto& p : g.params) {
+      const Tensor& grad = p.grad();
+      if (!grad.defined()) continue;
+      update(g.options, p, grad, state_[p.impl()]);
+    }
+}
+
+Tensor Optimizer::step(const std::function<Tensor()>& closure) {
+  Tensor loss;
+  {
+    EnableGradGuard enable;
+    loss = closure();
+  }
+  step();
+  return loss;
+}
+
+void Optimizer::zero_grad() {
+  for (auto& g : groups_)
+    for (auto& p : g.params) p.set_grad(Tensor());
+}
+
+double Optimizer::lr() const {
+  ANVIL_CHECK(!groups_.empty(), ValueError, name_, ".lr: the optimizer has no parameter groups");
+  return groups_[0].options.at("lr");
+}
+
+void Optimizer::set_lr(double lr) {
+  ANVIL_CHECK(lr >= 0, ValueError, name_, ".set_lr: expected lr >= 0, got ", lr);
+  for (auto& g : groups_) g.options["lr"] = lr;
+}
+
+const StateDict& Optimizer::state(const Tensor& param) const {
+  static const StateDict empty;
+  auto it = state_.find(param.impl());
+  return it == state_.end() ? empty : it->second;
+}
+
+std::vector<Tensor> Optimizer::all_params() const {
+  std::vector<Tensor> out;
+  for (const auto& g : groups_) out.insert(out.end(), g.params.begin(), g.params.end());
+  return out;
+}
+
+StateDict Optimizer::state_dict() const {
+  StateDict sd;
+  int64_t index = 0;
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    const std::string prefix = detail::cat("param_groups.", g, ".");
+    for (const auto& [key, value] : groups_[g].options)
+      sd[prefix + key] = scalar_tensor(value, kFloat64);
+    std::vector<int64_t> ids;
+    for (const auto& p : groups_[g].params) {
+      ids.push_back(index);
+      auto it = state_.find(p.impl());
+      if (it != state_.end())
+        for (const auto& [key, t] : it->second)
+          sd[detail::cat("state.", index, ".", key)] = t.clone();
+      ++index;
+    }
+    sd[prefix + "params"] = tensor(ids, {int64_t(ids.size())});
+  }
+  return sd;
+}
+
+void Optimizer::load_state_dict(const StateDict& sd) {
+  const std::string fn = name_ + ".load_state_dict";
+  // Check everything before changing anything.
+  size_t n_groups = 0;
+  while (sd.count(detail::cat("param_groups.", n_groups, ".params"))) ++n_groups;
+  ANVIL_CHECK(n_groups == groups_.size(), ValueError, fn, ": expected ", groups_.size(),
+              " parameter groups, the state dict has ", n_groups);
+  const std::vector<Tensor> params = all_params();
+  std::vector<Options> options(n_groups);
+  int64_t index = 0;
+  for (size_t g = 0; g < n_groups; ++g) {
+    const std::string prefix = detail::cat("param_groups.", g, ".");
+    auto ids = sd.at(prefix + "params").to_vector<int64_t>();
+    ANVIL_CHECK(ids.size() == groups_[g].params.size(), ValueError, fn, ": group ", g, " has ",
+                groups_[g].params.size(), " parameters, the state dict's has ", ids.size());
+    for (size_t i = 0; i < ids.size(); ++i)
+      ANVIL_CHECK(ids[i] == index + int64_t(i), ValueError, fn, ": group ", g, " lists parameter ",
+                  ids[i], " where ", index + int64_t(i), " was expected");
+    index += int64_t(ids.size());
+    for (auto it = sd.lower_bound(prefix); it != sd.end() && it->first.rfind(prefix, 0) == 0;
+         ++it) {
+      const std::string key = it->first.substr(prefix.size());
+      if (key == "params") continue;
+      ANVIL_CHECK(it->second.numel() == 1, ValueError, fn, ": option ", it->first,
+                  " must hold one number, got ", it->second.numel());
+      options[g][key] = it->second.item<double>();
+    }
+  }
+  std::map<const TensorImpl*, StateDict> state;
+  for (auto it = sd.lower_bound("state."); it != sd.end() && it->first.rfind("state.", 0) == 0;
+       ++it) {
+    const std::string rest = it->first.substr(6);
+    const size_t dot = rest.find('.');
+    ANVIL_CHECK(dot != std::string::npos && dot > 0, ValueError, fn, ": malformed key ", it->first,
+                " (expected state.<index>.<name>)");
+    const int64_t i = std::stoll(rest.substr(0, dot));
+    ANVIL_CHECK(i >= 0 && i < int64_t(params.size()), ValueError, fn, ": key ", it->first,
+                " names parameter ", i, " but the optimizer has ", params.size());
+    const Tensor& p = params[size_t(i)];
+    const Tensor& t = it->second;
+    // Buffers shaped like the parameter follow its device and dtype; counters keep theirs.
+    Tensor v = (t.is_floating_point() && t.shape() == p.shape() && t.dim() > 0)
+                   ? t.to(p.device(), p.dtype())
+                   : t.to(p.device());
+    if (v.is_same(t)) v = t.clone();
+    state[p.impl()][rest.substr(dot + 1)] = v.detach();
+  }
+  for (size_t g = 0; g < n_groups; ++g) groups_[g].options = std::move(options[g]);
+  state_ = std::move(state);
+}
+
+double increment_step(StateDict& state) {
+  auto it = state.find("step");
+  double step = it == state.end() ? 0.0 : it->second.item<double>();
+  step += 1;
+  if (it == state.end())
+    state["step"] = scalar_tensor(step, kFloat32);
+  else
+    it->second.fill_(step);
+  return step;
+}
+
+}  // namespace anvil::optim
