@@ -1,57 +1,11 @@
 // CUDA copy (any strides, dtype conversion, host<->device) and fill.
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-
 #include <cstring>
 
 #include "backend/copy_kernels.h"
-#include "backend/cuda/runtime.h"
+#include "backend/cuda/launch.cuh"
 
 namespace anvil::cuda {
 namespace {
-
-constexpr int kMaxDims = 8;
-
-// Geometry of a strided operand, passed by value to kernels.
-struct Geometry {
-  int ndim;
-  int64_t sizes[kMaxDims];
-  int64_t strides[kMaxDims];  // elements
-};
-
-Geometry geometry_of(const Tensor& t) {
-  ANVIL_CHECK(t.dim() <= kMaxDims, ShapeError, "copy_: CUDA copies support up to ", kMaxDims,
-              " dims, got shape ", to_string(t.shape()));
-  Geometry g{};
-  g.ndim = int(t.dim());
-  for (int i = 0; i < g.ndim; ++i) {
-    g.sizes[i] = t.shape()[i];
-    g.strides[i] = t.strides()[i];
-  }
-  return g;
-}
-
-__device__ inline int64_t offset_of(const Geometry& g, int64_t linear) {
-  int64_t off = 0;
-  for (int d = g.ndim - 1; d >= 0; --d) {
-    off += (linear % g.sizes[d]) * g.strides[d];
-    linear /= g.sizes[d];
-  }
-  return off;
-}
-
-// Device-side float conversions for the storage types (bit-compatible with anvil's).
-template <class T> struct DevType { using type = T; };
-template <> struct DevType<float16> { using type = __half; };
-template <> struct DevType<bfloat16> { using type = __nv_bfloat16; };
-
-template <class T> __device__ inline double to_double(T v) { return double(v); }
-template <> __device__ inline double to_double(__half v) { return double(__half2float(v)); }
-template <> __device__ inline double to_double(__nv_bfloat16 v) { return double(__bfloat162float(v)); }
-template <class T> __device__ inline T from_double(double v) { return T(v); }
-template <> __device__ inline bool from_double(double v) { return v != 0; }
-template <> __device__ inline __half from_double(double v) { return __float2half(float(v)); }
-template <> __device__ inline __nv_bfloat16 from_double(double v) { return __float2bfloat16(float(v)); }
 
 template <class D, class S>
 __global__ void copy_kernel(D* dst, Geometry gd, const S* src, Geometry gs, int64_t n) {
@@ -71,16 +25,14 @@ __global__ void fill_kernel(T* dst, Geometry g, T v, int64_t n) {
     dst[offset_of(g, i)] = v;
 }
 
-int blocks_for(int64_t n) { return int(std::min<int64_t>((n + 255) / 256, 65535)); }
-
 void copy_on_device(const Tensor& dst, const Tensor& src) {
   DeviceGuard guard(dst.device().index);
   Geometry gd = geometry_of(dst), gs = geometry_of(src);
   int64_t n = dst.numel();
   ANVIL_DISPATCH_ALL(dst.dtype(), "copy_", [&] {
-    using D = typename DevType<scalar_t>::type;
+    using D = dev_t<scalar_t>;
     ANVIL_DISPATCH_ALL(src.dtype(), "copy_", [&] {
-      using S = typename DevType<scalar_t>::type;
+      using S = dev_t<scalar_t>;
       copy_kernel<D, S><<<blocks_for(n), 256>>>(static_cast<D*>(dst.data_ptr()), gd,
                                                  static_cast<const S*>(src.data_ptr()), gs, n);
     });
@@ -137,7 +89,7 @@ void fill_cuda(const Tensor& dst, const Scalar& value) {
   Geometry g = geometry_of(dst);
   int64_t n = dst.numel();
   ANVIL_DISPATCH_ALL(dst.dtype(), "fill_", [&] {
-    using D = typename DevType<scalar_t>::type;
+    using D = dev_t<scalar_t>;
     scalar_t host_v = value.to<std::conditional_t<std::is_integral_v<scalar_t>, scalar_t, double>>();
     D v;
     std::memcpy(static_cast<void*>(&v), &host_v, sizeof(D));  // same bits on both sides

@@ -1,0 +1,264 @@
+// Shared pieces of the CUDA kernels: device types for anvil's storage types, conversions to the
+// compute type, strided operand geometry, launch sizes, an element-wise map over operands of
+// one shape, and index range checks that report back to the host.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <array>
+#include <cstdint>
+#include <type_traits>
+
+#include "anvil/core/tensor.h"
+#include "backend/cuda/runtime.h"
+
+namespace anvil::cuda {
+
+constexpr int kMaxDims = 8;
+constexpr int kThreads = 256;  // block size of the element-wise kernels
+
+// Blocks for a grid-stride loop over n items (at most 65535: every loop strides by the grid).
+inline int blocks_for(int64_t n, int threads = kThreads) {
+  return int(std::max<int64_t>(1, std::min<int64_t>((n + threads - 1) / threads, 65535)));
+}
+
+// Geometry of one strided operand, passed by value to kernels.
+struct Geometry {
+  int ndim;
+  int64_t sizes[kMaxDims];
+  int64_t strides[kMaxDims];  // elements
+};
+
+inline Geometry geometry_of(const Tensor& t) {
+  ANVIL_CHECK(t.dim() <= kMaxDims, ShapeError, "CUDA kernels support up to ", kMaxDims,
+              " dims, got shape ", to_string(t.shape()));
+  Geometry g{};
+  g.ndim = int(t.dim());
+  for (int i = 0; i < g.ndim; ++i) {
+    g.sizes[i] = t.shape()[i];
+    g.strides[i] = t.strides()[i];
+  }
+  return g;
+}
+
+// Element offset of the element at row-major position `linear`.
+__device__ inline int64_t offset_of(const Geometry& g, int64_t linear) {
+  int64_t off = 0;
+  for (int d = g.ndim - 1; d >= 0; --d) {
+    off += (linear % g.sizes[d]) * g.strides[d];
+    linear /= g.sizes[d];
+  }
+  return off;
+}
+
+// Device types for the storage types (bit-compatible with anvil's float16 and bfloat16).
+template <class T> struct DevType { using type = T; };
+template <> struct DevType<float16> { using type = __half; };
+template <> struct DevType<bfloat16> { using type = __nv_bfloat16; };
+template <class T> using dev_t = typename DevType<T>::type;
+
+// The type kernels compute in: float for the 16-bit floats, the type itself otherwise (as the
+// CPU kernels do).
+template <class T> struct ComputeType { using type = T; };
+template <> struct ComputeType<__half> { using type = float; };
+template <> struct ComputeType<__nv_bfloat16> { using type = float; };
+template <class T> using compute_t = typename ComputeType<T>::type;
+
+template <class T> inline constexpr bool is_half_v =
+    std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>;
+template <class T> inline constexpr bool is_float_v = std::is_floating_point_v<T> || is_half_v<T>;
+
+// Storage -> compute type.
+template <class T> __device__ inline compute_t<T> up(T v) {
+  if constexpr (std::is_same_v<T, __half>) return __half2float(v);
+  else if constexpr (std::is_same_v<T, __nv_bfloat16>) return __bfloat162float(v);
+  else return v;
+}
+// Any arithmetic value -> storage type. Doubles reach the 16-bit types through float, as
+// anvil's host conversions do.
+template <class T, class C> __device__ inline T down(C v) {
+  if constexpr (std::is_same_v<T, __half>) return __float2half(float(v));
+  else if constexpr (std::is_same_v<T, __nv_bfloat16>) return __float2bfloat16(float(v));
+  else return T(v);
+}
+
+template <class T> __device__ inline double to_double(T v) { return double(up(v)); }
+template <class T> __device__ inline T from_double(double v) {
+  if constexpr (std::is_same_v<T, bool>) return v != 0;
+  else return down<T>(v);
+}
+
+// N operands of one shape (inputs broadcast as stride-0 views), with size-1 dims dropped and
+// adjacent dims merged where every operand steps over them evenly.
+template <int N>
+struct Pack {
+  int ndim = 0;
+  bool contiguous = true;  // every operand dense and row-major: index i is offset i
+  int64_t sizes[kMaxDims] = {};
+  int64_t strides[kMaxDims][N] = {};  // elements
+};
+
+template <int N>
+Pack<N> make_pack(const std::array<const Tensor*, N>& ts) {
+  Pack<N> p;
+  const Shape& shape = ts[0]->shape();
+  for (size_t d = 0; d < shape.size(); ++d) {
+    if (shape[d] == 1) continue;
+    int64_t st[N];
+    for (int k = 0; k < N; ++k) st[k] = ts[k]->strides()[d];
+    if (p.ndim > 0) {
+      bool merge = true;
+      for (int k = 0; k < N; ++k)
+        if (p.strides[p.ndim - 1][k] != st[k] * shape[d]) merge = false;
+      if (merge) {
+        p.sizes[p.ndim - 1] *= shape[d];
+        for (int k = 0; k < N; ++k) p.strides[p.ndim - 1][k] = st[k];
+        continue;
+      }
+    }
+    ANVIL_CHECK(p.ndim < kMaxDims, ShapeError, "CUDA element-wise kernels support up to ",
+                kMaxDims, " non-mergeable dims, got shape ", to_string(shape));
+    p.sizes[p.ndim] = shape[d];
+    for (int k = 0; k < N; ++k) p.strides[p.ndim][k] = st[k];
+    ++p.ndim;
+  }
+  for (int k = 0; k < N; ++k)
+    if (p.ndim > 1 || (p.ndim == 1 && p.strides[0][k] != 1)) p.contiguous = false;
+  return p;
+}
+
+template <int N>
+__device__ inline void offsets_of(const Pack<N>& p, int64_t linear, int64_t (&off)[N]) {
+  for (int k = 0; k < N; ++k) off[k] = 0;
+  for (int d = p.ndim - 1; d >= 0; --d) {
+    const int64_t c = linear % p.sizes[d];
+    linear /= p.sizes[d];
+    for (int k = 0; k < N; ++k) off[k] += c * p.strides[d][k];
+  }
+}
+
+#define ANVIL_GRID_STRIDE(i, n)                                                  \
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); \
+       i += int64_t(gridDim.x) * blockDim.x)
+
+// out[i] = f(a[i]) and friends: f maps storage values to the storage value of out.
+template <class O, class A, class F>
+__global__ void map1_kernel(Pack<2> p, O* out, const A* a, int64_t n, F f) {
+  if (p.contiguous) {
+    ANVIL_GRID_STRIDE(i, n) out[i] = f(a[i]);
+  } else {
+    ANVIL_GRID_STRIDE(i, n) {
+      int64_t off[2];
+      offsets_of(p, i, off);
+      out[off[0]] = f(a[off[1]]);
+    }
+  }
+}
+
+template <class O, class A, class B, class F>
+__global__ void map2_kernel(Pack<3> p, O* out, const A* a, const B* b, int64_t n, F f) {
+  if (p.contiguous) {
+    ANVIL_GRID_STRIDE(i, n) out[i] = f(a[i], b[i]);
+  } else {
+    ANVIL_GRID_STRIDE(i, n) {
+      int64_t off[3];
+      offsets_of(p, i, off);
+      out[off[0]] = f(a[off[1]], b[off[2]]);
+    }
+  }
+}
+
+template <class O, class A, class B, class C, class F>
+__global__ void map3_kernel(Pack<4> p, O* out, const A* a, const B* b, const C* c, int64_t n,
+                            F f) {
+  if (p.contiguous) {
+    ANVIL_GRID_STRIDE(i, n) out[i] = f(a[i], b[i], c[i]);
+  } else {
+    ANVIL_GRID_STRIDE(i, n) {
+      int64_t off[4];
+      offsets_of(p, i, off);
+      out[off[0]] = f(a[off[1]], b[off[2]], c[off[3]]);
+    }
+  }
+}
+
+// Host launchers (the caller holds a DeviceGuard). O, A, ... are device types.
+template <class O, class A, class F>
+void map1(const Tensor& out, const Tensor& a, F f) {
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  map1_kernel<O, A, F><<<blocks_for(n), kThreads>>>(make_pack<2>({&out, &a}),
+                                                    static_cast<O*>(out.data_ptr()),
+                                                    static_cast<const A*>(a.data_ptr()), n, f);
+  ANVIL_CUDA_CHECK(cudaGetLastError());
+}
+
+template <class O, class A, class B, class F>
+void map2(const Tensor& out, const Tensor& a, const Tensor& b, F f) {
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  map2_kernel<O, A, B, F><<<blocks_for(n), kThreads>>>(
+      make_pack<3>({&out, &a, &b}), static_cast<O*>(out.data_ptr()),
+      static_cast<const A*>(a.data_ptr()), static_cast<const B*>(b.data_ptr()), n, f);
+  ANVIL_CUDA_CHECK(cudaGetLastError());
+}
+
+template <class O, class A, class B, class C, class F>
+void map3(const Tensor& out, const Tensor& a, const Tensor& b, const Tensor& c, F f) {
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  map3_kernel<O, A, B, C, F><<<blocks_for(n), kThreads>>>(
+      make_pack<4>({&out, &a, &b, &c}), static_cast<O*>(out.data_ptr()),
+      static_cast<const A*>(a.data_ptr()), static_cast<const B*>(b.data_ptr()),
+      static_cast<const C*>(c.data_ptr()), n, f);
+  ANVIL_CUDA_CHECK(cudaGetLastError());
+}
+
+// ---- index checks -------------------------------------------------------------------------
+// Kernels that must refuse bad index values before writing anything run a check kernel first
+// and read its verdict back: a host synchronisation (acceptable for now; a graph-capturable
+// version would record the error on the device and raise it at the next sync point).
+
+constexpr unsigned long long kNoBadPosition = ~0ull;
+
+// *first = the smallest position p with idx[p] outside [0, size) and != skip (when has_skip).
+template <class I>
+__global__ void first_out_of_range_kernel(const I* idx, int64_t n, int64_t size, bool has_skip,
+                                          int64_t skip, unsigned long long* first) {
+  ANVIL_GRID_STRIDE(p, n) {
+    const int64_t v = int64_t(idx[p]);
+    if ((v < 0 || v >= size) && !(has_skip && v == skip))
+      atomicMin(first, static_cast<unsigned long long>(p));
+  }
+}
+
+struct BadIndex {
+  bool found = false;
+  int64_t position = 0, value = 0;
+};
+
+// The first entry of the contiguous index tensor outside [0, size) (other than `skip`).
+template <class I>
+BadIndex find_out_of_range(const Tensor& index, int64_t size, bool has_skip = false,
+                           int64_t skip = 0) {
+  BadIndex bad;
+  const int64_t n = index.numel();
+  if (n == 0) return bad;
+  Tensor scratch = Tensor::empty({1}, TensorOptions(kInt64).device(index.device()));
+  auto* first = static_cast<unsigned long long*>(scratch.data_ptr());
+  ANVIL_CUDA_CHECK(cudaMemset(first, 0xff, sizeof(unsigned long long)));
+  const I* idx = static_cast<const I*>(index.data_ptr());
+  first_out_of_range_kernel<I><<<blocks_for(n), kThreads>>>(idx, n, size, has_skip, skip, first);
+  ANVIL_CUDA_CHECK(cudaGetLastError());
+  unsigned long long pos = 0;
+  ANVIL_CUDA_CHECK(cudaMemcpy(&pos, first, sizeof(pos), cudaMemcpyDeviceToHost));  // syncs
+  if (pos == kNoBadPosition) return bad;
+  I value{};
+  ANVIL_CUDA_CHECK(cudaMemcpy(&value, idx + pos, sizeof(I), cudaMemcpyDeviceToHost));
+  bad.found = true;
+  bad.position = int64_t(pos);
+  bad.value = int64_t(value);
+  return bad;
+}
+
+}  // namespace anvil::cuda
