@@ -1,0 +1,98 @@
+// ModelBuilder: a fluent way to stack layers that infers every shape as it goes, in the
+// spirit of go-metal's builder and Keras' Sequential:
+//
+//   auto model = nn::ModelBuilder({64, 1, 28, 28})
+//                    .conv2d(32, 3).relu().maxpool2d(2)
+//                    .flatten().dense(128).relu().dense(10)
+//                    .build();                      // a shared_ptr<nn::Sequential>
+//
+// Each call checks at once that the layer can take the shape before it (by running it on a
+// zero tensor of that shape), so an impossible stack fails at the call that breaks it with
+// an Error naming the layer, its position and the incoming shape. The architecture is plain
+// data: to_json()/from_json() (and save/load) describe a model in a file such as
+//   {"input_shape": [1, 28, 28], "layers": [{"type": "flatten"}, {"type": "dense", "units": 10}]}
+// where input_shape leaves out the batch dimension.
+#pragma once
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "anvil/nn/sequential.h"
+#include "anvil/nn/size2.h"
+
+namespace anvil::nn {
+
+class ModelBuilder {
+ public:
+  // input_shape includes the batch dimension: {batch, features} or {batch, C, H, W}.
+  // Throws ValueError for an empty shape or a non-positive size.
+  explicit ModelBuilder(Shape input_shape);
+
+  // ---- layers (each returns *this) ----
+  ModelBuilder& dense(int64_t units, bool bias = true);  // Linear over the last dim
+  ModelBuilder& linear(int64_t units, bool bias = true) { return dense(units, bias); }
+  ModelBuilder& conv2d(int64_t out_channels, Size2 kernel_size, Size2 stride = 1,
+                       Size2 padding = 0, Size2 dilation = 1, int64_t groups = 1,
+                       bool bias = true);
+  ModelBuilder& maxpool2d(Size2 kernel_size, std::optional<Size2> stride = {}, Size2 padding = 0);
+  ModelBuilder& avgpool2d(Size2 kernel_size, std::optional<Size2> stride = {}, Size2 padding = 0);
+  ModelBuilder& adaptive_avgpool2d(Size2 output_size);
+  ModelBuilder& global_avgpool2d();  // [N, C, H, W] -> [N, C]
+  // BatchNorm1d for [N, C] or [N, C, L] inputs, BatchNorm2d for [N, C, H, W].
+  ModelBuilder& batchnorm(double eps = 1e-5, double momentum = 0.1);
+  ModelBuilder& dropout(double p = 0.5);
+  ModelBuilder& flatten();                    // [N, ...] -> [N, prod(...)]
+  ModelBuilder& reshape(const Shape& shape);  // per sample, without the batch dim; -1 allowed
+  ModelBuilder& embedding(int64_t num_embeddings, int64_t embedding_dim);
+  ModelBuilder& relu();
+  ModelBuilder& leaky_relu(double negative_slope = 0.01);
+  ModelBuilder& elu(double alpha = 1.0);
+  ModelBuilder& sigmoid();
+  ModelBuilder& tanh();
+  ModelBuilder& silu();
+  ModelBuilder& swish() { return silu(); }
+  ModelBuilder& gelu(const std::string& approximate = "none");
+  ModelBuilder& softmax(int64_t dim = -1);
+  ModelBuilder& log_softmax(int64_t dim = -1);
+  // Any layer by its JSON description ({"type": "conv2d", "out_channels": 8, ...}).
+  ModelBuilder& add(const nlohmann::json& layer);
+
+  // A new model with freshly initialised parameters (PyTorch's default init).
+  std::shared_ptr<Sequential> build() const;
+
+  const Shape& input_shape() const { return input_shape_; }
+  // The output shape (with the batch dimension) after the last layer.
+  const Shape& output_shape() const;
+  size_t num_layers() const { return layers_.size(); }
+  int64_t num_parameters() const;
+  // A table of the layers: index, type, output shape, parameter count, and the totals.
+  std::string summary() const;
+
+  // ---- the architecture as data ----
+  nlohmann::json to_json() const;
+  // Replays the layers, checking each; a batch size of 1 unless given. Throws ValueError
+  // naming the offending entry for malformed descriptions.
+  static ModelBuilder from_json(const nlohmann::json& j, int64_t batch_size = 1);
+  // Writes / reads the JSON file (written to a temporary name and renamed). IOError names the
+  // file; bad JSON gives a ValueError with the parser's position.
+  void save(const std::string& path) const;
+  static ModelBuilder load(const std::string& path, int64_t batch_size = 1);
+
+ private:
+  struct Layer {
+    nlohmann::json spec;
+    Shape in_shape, out_shape;
+    int64_t params = 0;
+  };
+  Shape input_shape_;
+  std::vector<Layer> layers_;
+};
+
+// The module a JSON layer description stands for, given the shape it will receive (which
+// supplies in_features, in_channels, ...). Throws ValueError for an unknown type or a bad field.
+ModulePtr make_layer(const nlohmann::json& spec, const Shape& in_shape);
+
+}  // namespace anvil::nn

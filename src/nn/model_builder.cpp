@@ -1,0 +1,297 @@
+#include "anvil/nn/model_builder.h"
+
+#include <iomanip>
+#include <sstream>
+
+#include "anvil/autograd/grad_mode.h"
+#include "anvil/core/file.h"
+#include "anvil/nn/activation.h"
+#include "anvil/nn/conv.h"
+#include "anvil/nn/dropout.h"
+#include "anvil/nn/embedding.h"
+#include "anvil/nn/linear.h"
+#include "anvil/nn/normalization.h"
+#include "anvil/nn/pooling.h"
+#include "anvil/nn/shape.h"
+#include "anvil/ops/creation.h"
+
+namespace anvil::nn {
+namespace {
+using json = nlohmann::json;
+
+const char* kTypes =
+    "dense, conv2d, maxpool2d, avgpool2d, adaptive_avgpool2d, global_avgpool2d, batchnorm, "
+    "dropout, flatten, reshape, embedding, relu, leaky_relu, elu, sigmoid, tanh, silu, gelu, "
+    "softmax, log_softmax";
+
+// Reads field `key` of a layer description, with a default; a wrong JSON type is a ValueError
+// naming the layer and the field.
+template <class T>
+T field(const json& spec, const char* key, std::optional<T> fallback = std::nullopt) {
+  std::string type = spec.value("type", std::string("?"));
+  if (!spec.contains(key)) {
+    if (fallback) return *fallback;
+    throw ValueError("ModelBuilder: layer '" + type + "' needs the field '" + key + "'");
+  }
+  try {
+    return spec.at(key).get<T>();
+  } catch (const json::exception&) {
+    throw ValueError("ModelBuilder: layer '" + type + "': field '" + key + "' has the wrong type (" +
+                     spec.at(key).dump() + ")");
+  }
+}
+
+// An int or a [h, w] pair.
+Size2 size2(const json& spec, const char* key, std::optional<Size2> fallback = std::nullopt) {
+  if (!spec.contains(key) || spec.at(key).is_null()) {
+    if (fallback) return *fallback;
+    throw ValueError("ModelBuilder: layer '" + spec.value("type", std::string("?")) +
+                     "' needs the field '" + key + "'");
+  }
+  const json& v = spec.at(key);
+  if (v.is_number_integer()) return Size2(v.get<int64_t>());
+  if (v.is_array() && v.size() == 2 && v[0].is_number_integer() && v[1].is_number_integer())
+    return Size2(v[0].get<int64_t>(), v[1].get<int64_t>());
+  throw ValueError("ModelBuilder: layer '" + spec.value("type", std::string("?")) + "': field '" +
+                   key + "' must be an integer or a pair of integers, got " + v.dump());
+}
+
+json pair_json(Size2 s) { return s.square() ? json(s.v[0]) : json({s.v[0], s.v[1]}); }
+
+int64_t count_params(const Module& m) { return m.num_parameters(); }
+
+}  // namespace
+
+ModulePtr make_layer(const json& spec, const Shape& in) {
+  ANVIL_CHECK(spec.is_object() && spec.contains("type") && spec["type"].is_string(), ValueError,
+              "ModelBuilder: a layer must be an object with a string 'type', got ", spec.dump());
+  std::string t = spec["type"].get<std::string>();
+  auto need_rank = [&](int64_t lo, int64_t hi) {
+    ANVIL_CHECK(int64_t(in.size()) >= lo && int64_t(in.size()) <= hi, ShapeError, "ModelBuilder: ",
+                t, " expects an input with ", lo == hi ? std::to_string(lo) : std::to_string(lo) + " to " + std::to_string(hi),
+                " dims (batch included), got shape ", to_string(in));
+  };
+  if (t == "dense" || t == "linear") {
+    need_rank(2, 8);
+    return std::make_shared<Linear>(in.back(), field<int64_t>(spec, "units"),
+                                    field<bool>(spec, "bias", true));
+  }
+  if (t == "conv2d") {
+    need_rank(4, 4);
+    return std::make_shared<Conv2d>(in[1], field<int64_t>(spec, "out_channels"),
+                                    size2(spec, "kernel_size"), size2(spec, "stride", 1),
+                                    size2(spec, "padding", 0), size2(spec, "dilation", 1),
+                                    field<int64_t>(spec, "groups", 1), field<bool>(spec, "bias", true));
+  }
+  if (t == "maxpool2d" || t == "avgpool2d") {
+    need_rank(4, 4);
+    std::optional<Size2> stride;
+    if (spec.contains("stride") && !spec["stride"].is_null()) stride = size2(spec, "stride");
+    if (t == "maxpool2d")
+      return std::make_shared<MaxPool2d>(size2(spec, "kernel_size"), stride, size2(spec, "padding", 0));
+    return std::make_shared<AvgPool2d>(size2(spec, "kernel_size"), stride, size2(spec, "padding", 0));
+  }
+  if (t == "adaptive_avgpool2d") {
+    need_rank(4, 4);
+    return std::make_shared<AdaptiveAvgPool2d>(size2(spec, "output_size"));
+  }
+  if (t == "global_avgpool2d") {
+    need_rank(4, 4);
+    return std::make_shared<GlobalAvgPool2d>();
+  }
+  if (t == "batchnorm") {
+    need_rank(2, 4);
+    double eps = field<double>(spec, "eps", 1e-5), momentum = field<double>(spec, "momentum", 0.1);
+    if (in.size() == 4) return std::make_shared<BatchNorm2d>(in[1], eps, momentum);
+    return std::make_shared<BatchNorm1d>(in[1], eps, momentum);
+  }
+  if (t == "dropout") return std::make_shared<Dropout>(field<double>(spec, "p", 0.5));
+  if (t == "flatten") return std::make_shared<Flatten>();
+  if (t == "reshape") return std::make_shared<Reshape>(field<Shape>(spec, "shape"));
+  if (t == "embedding")
+    return std::make_shared<Embedding>(field<int64_t>(spec, "num_embeddings"),
+                                       field<int64_t>(spec, "embedding_dim"));
+  if (t == "relu") return std::make_shared<ReLU>();
+  if (t == "leaky_relu") return std::make_shared<LeakyReLU>(field<double>(spec, "negative_slope", 0.01));
+  if (t == "elu") return std::make_shared<ELU>(field<double>(spec, "alpha", 1.0));
+  if (t == "sigmoid") return std::make_shared<Sigmoid>();
+  if (t == "tanh") return std::make_shared<Tanh>();
+  if (t == "silu" || t == "swish") return std::make_shared<SiLU>();
+  if (t == "gelu") return std::make_shared<GELU>(field<std::string>(spec, "approximate", std::string("none")));
+  if (t == "softmax") return std::make_shared<Softmax>(field<int64_t>(spec, "dim", -1));
+  if (t == "log_softmax") return std::make_shared<LogSoftmax>(field<int64_t>(spec, "dim", -1));
+  throw ValueError("ModelBuilder: unknown layer type '" + t + "' (expected one of " + kTypes + ")");
+}
+
+ModelBuilder::ModelBuilder(Shape input_shape) : input_shape_(std::move(input_shape)) {
+  ANVIL_CHECK(!input_shape_.empty(), ValueError,
+              "ModelBuilder: expected an input shape with a batch dimension, got []");
+  for (int64_t d : input_shape_)
+    ANVIL_CHECK(d > 0, ValueError, "ModelBuilder: input shape ", to_string(input_shape_),
+                " has a non-positive size");
+}
+
+ModelBuilder& ModelBuilder::add(const json& spec) {
+  const Shape& in = layers_.empty() ? input_shape_ : layers_.back().out_shape;
+  const size_t index = layers_.size();
+  const std::string where = detail::cat("ModelBuilder: layer ", index, " (",
+                                        spec.is_object() ? spec.value("type", std::string("?")) : "?", ")");
+  auto strip = [](const char* msg) {  // make_layer's messages carry the same prefix
+    std::string m = msg;
+    return m.rfind("ModelBuilder: ", 0) == 0 ? m.substr(14) : m;
+  };
+  ModulePtr layer;
+  try {
+    layer = make_layer(spec, in);
+  } catch (const ValueError& e) {  // a bad description
+    throw ValueError(where + ": " + strip(e.what()));
+  } catch (const Error& e) {  // a layer that cannot follow the incoming shape
+    throw ShapeError(where + " cannot take input of shape " + to_string(in) + ": " + strip(e.what()));
+  }
+  Shape out;
+  try {
+    layer->eval();  // probe in inference mode: batch norm needs no batch statistics
+    NoGradGuard no_grad;
+    // Embedding takes integer indices; everything else floats.
+    DType dt = spec.value("type", std::string()) == "embedding" ? kInt64 : kFloat32;
+    out = layer->forward(zeros(in, dt)).shape();
+  } catch (const Error& e) {
+    throw ShapeError(where + " cannot take input of shape " + to_string(in) + ": " + e.what());
+  }
+  layers_.push_back({spec, in, out, count_params(*layer)});
+  return *this;
+}
+
+ModelBuilder& ModelBuilder::dense(int64_t units, bool bias) {
+  return add({{"type", "dense"}, {"units", units}, {"bias", bias}});
+}
+ModelBuilder& ModelBuilder::conv2d(int64_t out_channels, Size2 kernel_size, Size2 stride,
+                                   Size2 padding, Size2 dilation, int64_t groups, bool bias) {
+  return add({{"type", "conv2d"}, {"out_channels", out_channels}, {"kernel_size", pair_json(kernel_size)},
+              {"stride", pair_json(stride)}, {"padding", pair_json(padding)},
+              {"dilation", pair_json(dilation)}, {"groups", groups}, {"bias", bias}});
+}
+ModelBuilder& ModelBuilder::maxpool2d(Size2 kernel_size, std::optional<Size2> stride, Size2 padding) {
+  return add({{"type", "maxpool2d"}, {"kernel_size", pair_json(kernel_size)},
+              {"stride", stride ? pair_json(*stride) : json(nullptr)}, {"padding", pair_json(padding)}});
+}
+ModelBuilder& ModelBuilder::avgpool2d(Size2 kernel_size, std::optional<Size2> stride, Size2 padding) {
+  return add({{"type", "avgpool2d"}, {"kernel_size", pair_json(kernel_size)},
+              {"stride", stride ? pair_json(*stride) : json(nullptr)}, {"padding", pair_json(padding)}});
+}
+ModelBuilder& ModelBuilder::adaptive_avgpool2d(Size2 output_size) {
+  return add({{"type", "adaptive_avgpool2d"}, {"output_size", pair_json(output_size)}});
+}
+ModelBuilder& ModelBuilder::global_avgpool2d() { return add({{"type", "global_avgpool2d"}}); }
+ModelBuilder& ModelBuilder::batchnorm(double eps, double momentum) {
+  return add({{"type", "batchnorm"}, {"eps", eps}, {"momentum", momentum}});
+}
+ModelBuilder& ModelBuilder::dropout(double p) { return add({{"type", "dropout"}, {"p", p}}); }
+ModelBuilder& ModelBuilder::flatten() { return add({{"type", "flatten"}}); }
+ModelBuilder& ModelBuilder::reshape(const Shape& shape) {
+  return add({{"type", "reshape"}, {"shape", shape}});
+}
+ModelBuilder& ModelBuilder::embedding(int64_t num_embeddings, int64_t embedding_dim) {
+  return add({{"type", "embedding"}, {"num_embeddings", num_embeddings}, {"embedding_dim", embedding_dim}});
+}
+ModelBuilder& ModelBuilder::relu() { return add({{"type", "relu"}}); }
+ModelBuilder& ModelBuilder::leaky_relu(double slope) {
+  return add({{"type", "leaky_relu"}, {"negative_slope", slope}});
+}
+ModelBuilder& ModelBuilder::elu(double alpha) { return add({{"type", "elu"}, {"alpha", alpha}}); }
+ModelBuilder& ModelBuilder::sigmoid() { return add({{"type", "sigmoid"}}); }
+ModelBuilder& ModelBuilder::tanh() { return add({{"type", "tanh"}}); }
+ModelBuilder& ModelBuilder::silu() { return add({{"type", "silu"}}); }
+ModelBuilder& ModelBuilder::gelu(const std::string& approximate) {
+  return add({{"type", "gelu"}, {"approximate", approximate}});
+}
+ModelBuilder& ModelBuilder::softmax(int64_t dim) { return add({{"type", "softmax"}, {"dim", dim}}); }
+ModelBuilder& ModelBuilder::log_softmax(int64_t dim) {
+  return add({{"type", "log_softmax"}, {"dim", dim}});
+}
+
+std::shared_ptr<Sequential> ModelBuilder::build() const {
+  auto model = std::make_shared<Sequential>();
+  for (const Layer& l : layers_) model->push_back(make_layer(l.spec, l.in_shape));
+  return model;
+}
+
+const Shape& ModelBuilder::output_shape() const {
+  return layers_.empty() ? input_shape_ : layers_.back().out_shape;
+}
+
+int64_t ModelBuilder::num_parameters() const {
+  int64_t n = 0;
+  for (const Layer& l : layers_) n += l.params;
+  return n;
+}
+
+std::string ModelBuilder::summary() const {
+  std::vector<std::array<std::string, 4>> rows;
+  rows.push_back({"#", "layer", "output shape", "params"});
+  rows.push_back({"", "input", to_string(input_shape_), ""});
+  for (size_t i = 0; i < layers_.size(); ++i)
+    rows.push_back({std::to_string(i), layers_[i].spec.value("type", std::string("?")),
+                    to_string(layers_[i].out_shape), std::to_string(layers_[i].params)});
+  std::array<size_t, 4> w{};
+  for (const auto& r : rows)
+    for (size_t c = 0; c < 4; ++c) w[c] = std::max(w[c], r[c].size());
+  std::ostringstream os;
+  auto line = [&] {
+    for (size_t c = 0; c < 4; ++c) os << std::string(w[c] + (c ? 3 : 0), '-');
+    os << '\n';
+  };
+  for (size_t r = 0; r < rows.size(); ++r) {
+    os << std::left << std::setw(int(w[0])) << rows[r][0] << "   " << std::setw(int(w[1]))
+       << rows[r][1] << "   " << std::setw(int(w[2])) << rows[r][2] << "   " << std::right
+       << std::setw(int(w[3])) << rows[r][3] << '\n';
+    if (r == 0) line();
+  }
+  line();
+  os << "total parameters: " << num_parameters() << '\n';
+  return os.str();
+}
+
+json ModelBuilder::to_json() const {
+  json layers = json::array();
+  for (const Layer& l : layers_) layers.push_back(l.spec);
+  return {{"input_shape", Shape(input_shape_.begin() + 1, input_shape_.end())}, {"layers", layers}};
+}
+
+ModelBuilder ModelBuilder::from_json(const json& j, int64_t batch_size) {
+  ANVIL_CHECK(j.is_object() && j.contains("input_shape") && j.contains("layers") &&
+                  j["input_shape"].is_array() && j["layers"].is_array(),
+              ValueError,
+              "ModelBuilder: expected {\"input_shape\": [...], \"layers\": [...]}, got ",
+              j.dump().substr(0, 200));
+  Shape shape{batch_size};
+  for (const auto& d : j["input_shape"]) {
+    ANVIL_CHECK(d.is_number_integer(), ValueError,
+                "ModelBuilder: input_shape must hold integers, got ", j["input_shape"].dump());
+    shape.push_back(d.get<int64_t>());
+  }
+  ModelBuilder b(shape);
+  for (const auto& layer : j["layers"]) b.add(layer);
+  return b;
+}
+
+void ModelBuilder::save(const std::string& path) const {
+  write_file_atomic(path, to_json().dump(2) + "\n");
+}
+
+ModelBuilder ModelBuilder::load(const std::string& path, int64_t batch_size) {
+  std::string text = read_file(path);
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw ValueError("ModelBuilder: '" + path + "' is not valid JSON: " + e.what());
+  }
+  try {
+    return from_json(j, batch_size);
+  } catch (const Error& e) {
+    throw ValueError("ModelBuilder: '" + path + "': " + e.what());
+  }
+}
+
+}  // namespace anvil::nn
