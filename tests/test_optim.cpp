@@ -37,7 +37,7 @@ Params fresh(const Problem& pb) {
   return {pb.W0.clone().requires_grad_(), pb.b0.clone().requires_grad_(),
           zeros({4}, pb.W0.dtype()).requires_grad_()};
 }
-void train(optim::Optimizer& opt, const Problem& pb, const Params& p, int steps) {
+void run_steps(optim::Optimizer& opt, const Problem& pb, const Params& p, int steps) {
   for (int i = 0; i < steps; ++i) {
     opt.zero_grad();
     mse(pb, p.W, p.b).backward();
@@ -52,7 +52,7 @@ void train(optim::Optimizer& opt, const Problem& pb, const Params& p, int steps)
   Problem pb = problem(dt);
   Params p = fresh(pb);
   auto opt = make(p.list());
-  train(*opt, pb, p, 20);
+  run_steps(*opt, pb, p, 20);
   auto ref = test::TorchOracle::get().run_code(
       "W = a.clone().requires_grad_(); bb = b.clone().requires_grad_()\n"
       "u = torch.zeros(4, dtype=a.dtype, requires_grad=True)\n"
@@ -217,19 +217,19 @@ void check_round_trip(const MakeOpt& make, const std::vector<std::string>& keys)
   Problem pb = problem();
   Params a = fresh(pb);
   auto opt_a = make(a.list());
-  train(*opt_a, pb, a, 20);
+  run_steps(*opt_a, pb, a, 20);
 
   Params b = fresh(pb);
   auto opt_b = make(b.list());
-  train(*opt_b, pb, b, 10);
+  run_steps(*opt_b, pb, b, 10);
   StateDict sd = opt_b->state_dict();
   for (const auto& k : keys) EXPECT_TRUE(sd.count(k)) << "missing " << k;
   Params c{b.W.detach().clone().requires_grad_(), b.b.detach().clone().requires_grad_(),
            b.u.detach().clone().requires_grad_()};
   auto opt_c = make(c.list());
   opt_c->load_state_dict(sd);
-  train(*opt_b, pb, b, 0);
-  train(*opt_c, pb, c, 10);
+  run_steps(*opt_b, pb, b, 0);
+  run_steps(*opt_c, pb, c, 10);
   EXPECT_TRUE(equal(c.W.detach(), a.W.detach())) << opt_c->name();
   EXPECT_TRUE(equal(c.b.detach(), a.b.detach())) << opt_c->name();
 }
@@ -255,7 +255,7 @@ TEST(Optim, StateDictRoundTripIsBitIdentical) {
 TEST(Optim, StateDictContents) {
   Params p = fresh(problem());
   optim::Adam opt(p.list(), {.lr = 0.01});
-  train(opt, problem(), p, 3);
+  run_steps(opt, problem(), p, 3);
   StateDict sd = opt.state_dict();
   EXPECT_EQ(sd.at("state.0.step").item<double>(), 3);
   EXPECT_EQ(sd.count("state.2.step"), 0u);  // u never had a gradient

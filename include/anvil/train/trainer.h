@@ -1,0 +1,90 @@
+// Trainer: fit / evaluate / predict over DataLoaders, with callbacks, gradient accumulation
+// and a per-epoch history (Keras' Model.fit, written in PyTorch's terms).
+//
+//   train::Trainer trainer(model, optim::make_optimizer("adam", model->parameters(), 1e-3),
+//                          nn::make_loss("cross_entropy"));
+//   trainer.add_callback(std::make_shared<train::ProgressBar>());
+//   train::History h = trainer.fit(train_loader, /*epochs=*/10, &test_loader);
+//   double acc = trainer.evaluate(test_loader).at("accuracy");
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "anvil/data/dataloader.h"
+#include "anvil/nn/losses.h"
+#include "anvil/nn/module.h"
+#include "anvil/optim/optimizer.h"
+#include "anvil/train/callback.h"
+#include "anvil/train/history.h"
+
+namespace anvil::train {
+
+struct TrainerOptions {
+  Device device = kCPU;  // where the model and each batch live
+  // Metrics reported by evaluate() and for the validation set during fit, by name:
+  // "accuracy", "top5_accuracy", "precision", "recall", "f1" (macro), "roc_auc" for
+  // classification; "mse", "rmse", "mae", "r2" for regression. Training epochs report the
+  // loss and, for classification, a running accuracy.
+  std::vector<std::string> metrics = {"accuracy"};
+  // Optimizer steps happen every `grad_accumulation` batches, with the summed gradients of
+  // those batches scaled by 1/grad_accumulation (so the step sees their mean).
+  int64_t grad_accumulation = 1;
+  // Clip the global gradient norm before each step (0: off).
+  double clip_grad_norm = 0;
+};
+
+class Trainer {
+ public:
+  // Throws ValueError for null pieces or grad_accumulation < 1, and for unknown metric names.
+  Trainer(nn::ModulePtr model, std::shared_ptr<optim::Optimizer> optimizer,
+          std::shared_ptr<nn::Loss> loss, TrainerOptions options = {});
+
+  void add_callback(std::shared_ptr<Callback> cb) { callbacks_.push_back(std::move(cb)); }
+
+  // Trains for `epochs` epochs over `train`, evaluating on `validation` after each epoch when
+  // given (logged with a "val_" prefix). Returns the history so far (also history()).
+  // Throws ValueError when the loss becomes NaN or infinite (naming epoch and step), and
+  // ShapeError/DTypeError (with the batch's shape) when the model does not fit the data.
+  const History& fit(data::DataLoader& train, int64_t epochs, data::DataLoader* validation = nullptr);
+  // Mean loss and the configured metrics over `data`, in eval mode without gradients.
+  Logs evaluate(data::DataLoader& data);
+  // The model's outputs for every batch of `data`, concatenated (on the CPU).
+  Tensor predict(data::DataLoader& data);
+  // The model's outputs for `inputs` (first dim = samples), in batches of `batch_size`.
+  Tensor predict(const Tensor& inputs, int64_t batch_size = 256);
+
+  // Asks fit to stop after the current epoch (EarlyStopping uses it).
+  void stop_training() { stop_ = true; }
+
+  nn::Module& model() { return *model_; }
+  optim::Optimizer& optimizer() { return *optimizer_; }
+  nn::Loss& loss() { return *loss_; }
+  const History& history() const { return history_; }
+  const TrainerOptions& options() const { return options_; }
+  int64_t epochs_planned() const { return epochs_planned_; }
+  int64_t epoch() const { return epoch_; }
+  // Total optimizer steps taken (across fit calls).
+  int64_t global_step() const { return global_step_; }
+
+ private:
+  void run_callbacks(const std::function<void(Callback&)>& fn);
+  Logs compute_metrics(const Tensor& outputs, const Tensor& targets) const;
+
+  nn::ModulePtr model_;
+  std::shared_ptr<optim::Optimizer> optimizer_;
+  std::shared_ptr<nn::Loss> loss_;
+  TrainerOptions options_;
+  std::vector<std::shared_ptr<Callback>> callbacks_;
+  History history_;
+  bool stop_ = false;
+  int64_t epochs_planned_ = 0, epoch_ = 0, global_step_ = 0;
+};
+
+// The value of a named metric (see TrainerOptions::metrics) for model outputs and targets.
+// Throws ValueError for an unknown name.
+double compute_metric(const std::string& name, const Tensor& outputs, const Tensor& targets);
+// Whether larger values of a logged quantity are better (accuracy, f1, auc, r2).
+bool higher_is_better(const std::string& name);
+
+}  // namespace anvil::train

@@ -1,0 +1,235 @@
+#include "anvil/train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+
+#include "anvil/autograd/grad_mode.h"
+#include "anvil/ops/activation.h"
+#include "anvil/ops/creation.h"
+#include "anvil/ops/elementwise.h"
+#include "anvil/ops/join.h"
+#include "anvil/ops/reduction.h"
+#include "anvil/optim/clip_grad.h"
+#include "anvil/train/metrics.h"
+
+namespace anvil::train {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// Class scores [N, C] against integer labels [N]: the shape of a classification problem.
+bool is_classification(const Tensor& out, const Tensor& target) {
+  return out.dim() == 2 && target.dim() == 1 && is_integral(target.dtype()) &&
+         out.size(0) == target.size(0);
+}
+
+const char* kMetricNames =
+    "accuracy, top5_accuracy, precision, recall, f1, roc_auc, mse, rmse, mae, r2";
+
+}  // namespace
+
+bool higher_is_better(const std::string& name) {
+  for (const char* k : {"accuracy", "f1", "auc", "r2", "precision", "recall"})
+    if (name.find(k) != std::string::npos) return true;
+  return false;
+}
+
+double compute_metric(const std::string& name, const Tensor& outputs, const Tensor& targets) {
+  NoGradGuard no_grad;
+  Tensor out = outputs.detach().cpu(), y = targets.detach().cpu();
+  if (name == "accuracy" || name == "precision" || name == "recall" || name == "f1" ||
+      name == "top5_accuracy" || name == "roc_auc") {
+    ANVIL_CHECK(is_classification(out, y), ValueError, "metric ", name,
+                ": expected class scores [N, C] and integer labels [N], got ",
+                to_string(out.shape()), " and ", to_string(y.shape()), " (",
+                dtype_name(y.dtype()), ")");
+    Tensor pred = argmax(out, 1);
+    if (name == "accuracy") return metrics::accuracy(y, pred);
+    if (name == "precision") return metrics::precision(y, pred, "macro");
+    if (name == "recall") return metrics::recall(y, pred, "macro");
+    if (name == "f1") return metrics::f1(y, pred, "macro");
+    if (name == "top5_accuracy") return metrics::top_k_accuracy(y, out, 5);
+    Tensor prob = softmax(out.to(kFloat64), 1);
+    if (out.size(1) == 2) return metrics::roc_auc(y, prob.select(1, 1));
+    return metrics::roc_auc(y, prob, "macro");
+  }
+  if (name == "mse" || name == "rmse" || name == "mae" || name == "r2") {
+    Tensor o = out.dim() == 2 && out.size(1) == 1 && y.dim() == 1 ? out.squeeze(1) : out;
+    if (name == "mse") return metrics::mse(y, o);
+    if (name == "rmse") return metrics::rmse(y, o);
+    if (name == "mae") return metrics::mae(y, o);
+    return metrics::r2(y, o);
+  }
+  throw ValueError("metric: unknown name '" + name + "' (expected one of " + kMetricNames + ")");
+}
+
+Trainer::Trainer(nn::ModulePtr model, std::shared_ptr<optim::Optimizer> optimizer,
+                 std::shared_ptr<nn::Loss> loss, TrainerOptions options)
+    : model_(std::move(model)),
+      optimizer_(std::move(optimizer)),
+      loss_(std::move(loss)),
+      options_(std::move(options)) {
+  ANVIL_CHECK(model_ && optimizer_ && loss_, ValueError,
+              "Trainer: expected a model, an optimizer and a loss, got a null one");
+  ANVIL_CHECK(options_.grad_accumulation >= 1, ValueError,
+              "Trainer: grad_accumulation must be >= 1, got ", options_.grad_accumulation);
+  for (const auto& m : options_.metrics) {
+    bool known = false;
+    for (const char* k : {"accuracy", "top5_accuracy", "precision", "recall", "f1", "roc_auc",
+                          "mse", "rmse", "mae", "r2"})
+      known = known || m == k;
+    ANVIL_CHECK(known, ValueError, "Trainer: unknown metric '", m, "' (expected one of ",
+                kMetricNames, ")");
+  }
+  model_->to(options_.device);
+}
+
+void Trainer::run_callbacks(const std::function<void(Callback&)>& fn) {
+  for (auto& cb : callbacks_) fn(*cb);
+}
+
+const History& Trainer::fit(data::DataLoader& train, int64_t epochs, data::DataLoader* validation) {
+  ANVIL_CHECK(epochs >= 0, ValueError, "fit: epochs must be >= 0, got ", epochs);
+  stop_ = false;
+  epochs_planned_ = epoch_ + epochs;
+  const int64_t accum = options_.grad_accumulation;
+  const int64_t batches = train.size();
+  const int64_t steps = (batches + accum - 1) / accum;
+  run_callbacks([&](Callback& c) { c.on_train_begin(*this); });
+  for (int64_t e = 0; e < epochs && !stop_; ++e) {
+    ++epoch_;
+    model_->train();
+    run_callbacks([&](Callback& c) { c.on_epoch_begin(*this, epoch_); });
+    auto start = Clock::now();
+    // Running sums stay on the device; they are read when someone needs them.
+    Tensor loss_sum, correct_sum;
+    int64_t samples = 0, batch_index = 0, step = 0;
+    bool classification = false;
+    optimizer_->zero_grad();
+    for (data::Batch& b : train) {
+      ++batch_index;
+      Tensor x = b.input.to(options_.device), y = b.target.to(options_.device);
+      const int64_t n = x.size(0);
+      Tensor out;
+      try {
+        out = (*model_)(x);
+      } catch (const Error& err) {
+        throw ShapeError(detail::cat("fit: the model cannot take a batch of shape ",
+                                     to_string(x.shape()), " (", dtype_name(x.dtype()),
+                                     "): ", err.what()));
+      }
+      Tensor loss = loss_->forward(out, y);
+      Tensor scaled = accum > 1 ? div(loss, double(accum)) : loss;
+      scaled.backward();
+      {
+        NoGradGuard no_grad;
+        Tensor weighted = mul(loss.detach().to(kFloat64), double(n));
+        loss_sum = loss_sum.defined() ? add(loss_sum, weighted) : weighted;
+        classification = is_classification(out, y);
+        if (classification) {
+          Tensor c = sum(eq(argmax(out.detach(), 1), y));
+          correct_sum = correct_sum.defined() ? add(correct_sum, c) : c;
+        }
+      }
+      samples += n;
+      if (batch_index % accum != 0 && batch_index != batches) continue;
+      if (options_.clip_grad_norm > 0)
+        optim::clip_grad_norm_(model_->parameters(), options_.clip_grad_norm);
+      optimizer_->step();
+      optimizer_->zero_grad();
+      ++step;
+      ++global_step_;
+      StepInfo info{epoch_, step, steps, samples, 0, -1, seconds_since(start)};
+      bool want = false;
+      for (auto& cb : callbacks_) want = want || cb->needs_loss(info);
+      if (want) {
+        info.loss = loss_sum.item<double>() / double(samples);
+        ANVIL_CHECK(std::isfinite(info.loss), ValueError, "fit: the loss became ", info.loss,
+                    " at epoch ", epoch_, " step ", step,
+                    " (check the data for NaN/inf values and lower the learning rate)");
+        if (classification) info.accuracy = correct_sum.item<double>() / double(samples);
+      }
+      run_callbacks([&](Callback& c) { c.on_step_end(*this, info); });
+    }
+    Logs logs;
+    double secs = seconds_since(start);
+    if (samples > 0) {
+      logs["loss"] = loss_sum.item<double>() / double(samples);
+      ANVIL_CHECK(std::isfinite(logs["loss"]), ValueError, "fit: the loss became ", logs["loss"],
+                  " in epoch ", epoch_,
+                  " (check the data for NaN/inf values and lower the learning rate)");
+      if (classification) logs["accuracy"] = correct_sum.item<double>() / double(samples);
+    }
+    logs["lr"] = optimizer_->lr();
+    logs["time_s"] = secs;
+    logs["samples_per_s"] = secs > 0 ? double(samples) / secs : 0;
+    if (validation) {
+      for (auto& [k, v] : evaluate(*validation)) logs["val_" + k] = v;
+    }
+    run_callbacks([&](Callback& c) { c.on_epoch_end(*this, epoch_, logs); });
+    history_.add(epoch_, logs);
+  }
+  run_callbacks([&](Callback& c) { c.on_train_end(*this); });
+  return history_;
+}
+
+Logs Trainer::evaluate(data::DataLoader& data) {
+  NoGradGuard no_grad;
+  model_->eval();
+  std::vector<Tensor> outs, targets;
+  double loss_sum = 0;
+  int64_t samples = 0;
+  for (data::Batch& b : data) {
+    Tensor x = b.input.to(options_.device), y = b.target.to(options_.device);
+    Tensor out = (*model_)(x);
+    loss_sum += loss_->forward(out, y).item<double>() * double(x.size(0));
+    samples += x.size(0);
+    outs.push_back(out.cpu());
+    targets.push_back(y.cpu());
+  }
+  Logs logs;
+  if (samples == 0) return logs;
+  logs["loss"] = loss_sum / double(samples);
+  Logs m = compute_metrics(cat(outs, 0), cat(targets, 0));
+  logs.insert(m.begin(), m.end());
+  return logs;
+}
+
+Logs Trainer::compute_metrics(const Tensor& outputs, const Tensor& targets) const {
+  Logs logs;
+  bool cls = is_classification(outputs, targets);
+  for (const auto& name : options_.metrics) {
+    bool cls_metric = !(name == "mse" || name == "rmse" || name == "mae" || name == "r2");
+    if (cls_metric != cls) continue;  // e.g. accuracy on a regression problem: not applicable
+    logs[name] = compute_metric(name, outputs, targets);
+  }
+  return logs;
+}
+
+Tensor Trainer::predict(data::DataLoader& data) {
+  NoGradGuard no_grad;
+  model_->eval();
+  std::vector<Tensor> outs;
+  for (data::Batch& b : data) outs.push_back((*model_)(b.input.to(options_.device)).cpu());
+  ANVIL_CHECK(!outs.empty(), ValueError, "predict: the data loader yielded no batches");
+  return cat(outs, 0);
+}
+
+Tensor Trainer::predict(const Tensor& inputs, int64_t batch_size) {
+  ANVIL_CHECK(inputs.dim() >= 1 && inputs.size(0) > 0, ValueError,
+              "predict: expected at least one sample, got shape ", to_string(inputs.shape()));
+  ANVIL_CHECK(batch_size >= 1, ValueError, "predict: batch_size must be >= 1, got ", batch_size);
+  NoGradGuard no_grad;
+  model_->eval();
+  std::vector<Tensor> outs;
+  for (int64_t i = 0; i < inputs.size(0); i += batch_size) {
+    int64_t n = std::min(batch_size, inputs.size(0) - i);
+    outs.push_back((*model_)(inputs.narrow(0, i, n).to(options_.device)).cpu());
+  }
+  return cat(outs, 0);
+}
+
+}  // namespace anvil::train

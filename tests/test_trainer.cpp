@@ -1,0 +1,135 @@
+// Trainer: fit/evaluate/predict, gradient accumulation, callbacks, history, progress output.
+#include <unistd.h>
+
+#include <sstream>
+
+#include "anvil/core/file.h"
+#include "anvil/data/dataloader.h"
+#include "anvil/data/tensor_dataset.h"
+#include "anvil/nn/model_builder.h"
+#include "anvil/optim/optim.h"
+#include "anvil/train/trainer.h"
+#include "support/check.h"
+
+using namespace anvil;
+
+namespace {
+// Two Gaussian blobs per class in 2-D, 3 classes: learnable to > 95% by a small MLP.
+std::shared_ptr<data::TensorDataset> blobs(int64_t n, uint64_t seed) {
+  Generator g(seed);
+  Tensor y = randint(0, 3, {n}, kInt64, &g);
+  Tensor centers = tensor(std::vector<float>{-2, 0, 2, 0, 0, 2.5f}, {3, 2});
+  Tensor x = add(index_select(centers, 0, y), mul(randn({n, 2}, {}, &g), 0.5));
+  return std::make_shared<data::TensorDataset>(x, y);
+}
+
+std::shared_ptr<nn::Sequential> mlp() {
+  manual_seed(3);
+  return nn::ModelBuilder({1, 2}).dense(16).relu().dense(3).build();
+}
+}  // namespace
+
+TEST(Trainer, FitLearnsAndEvaluateReportsMetrics) {
+  auto model = mlp();
+  train::Trainer t(model, optim::make_optimizer("adam", model->parameters(), 0.05),
+                   nn::make_loss("cross_entropy"), {.metrics = {"accuracy", "f1"}});
+  data::DataLoader train_loader(blobs(512, 1), {.batch_size = 32, .shuffle = true, .seed = 1});
+  data::DataLoader test_loader(blobs(256, 2), {.batch_size = 64});
+  const auto& h = t.fit(train_loader, 5, &test_loader);
+  ASSERT_EQ(h.epochs().size(), 5u);
+  auto loss = h.series("loss");
+  EXPECT_LT(loss.back(), loss.front());
+  EXPECT_GT(*h.last("val_accuracy"), 0.95);
+  EXPECT_GT(*h.last("val_f1"), 0.95);
+  EXPECT_GT(*h.last("accuracy"), 0.9);
+  EXPECT_DOUBLE_EQ(*h.last("lr"), 0.05);
+  auto logs = t.evaluate(test_loader);
+  EXPECT_NEAR(logs.at("accuracy"), *h.last("val_accuracy"), 1e-12);
+  Tensor p = t.predict(test_loader);
+  EXPECT_EQ(p.shape(), (Shape{256, 3}));
+  EXPECT_EQ(t.global_step(), 5 * 16);
+}
+
+TEST(Trainer, GradientAccumulationEqualsOneLargeBatch) {
+  // SGD on the mean loss: 4 batches of 8 accumulated == 1 batch of 32.
+  auto ds = blobs(32, 5);
+  auto run = [&](int64_t batch, int64_t accum) {
+    auto model = mlp();
+    train::Trainer t(model, optim::make_optimizer("sgd", model->parameters(), 0.1),
+                     nn::make_loss("cross_entropy"), {.grad_accumulation = accum});
+    data::DataLoader loader(ds, {.batch_size = batch});
+    t.fit(loader, 1);
+    return model->parameters();
+  };
+  auto a = run(32, 1), b = run(8, 4);
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(test::all_close(a[i], b[i], 1e-5, 1e-6)) << i;
+}
+
+TEST(Trainer, EarlyStoppingAndHistoryFiles) {
+  auto model = mlp();
+  train::Trainer t(model, optim::make_optimizer("sgd", model->parameters(), 0.0),  // never improves
+                   nn::make_loss("cross_entropy"));
+  auto stop = std::make_shared<train::EarlyStopping>("val_loss", 2);
+  std::string csv = "/tmp/anvil_test_hist_" + std::to_string(getpid()) + ".csv";
+  t.add_callback(stop);
+  t.add_callback(std::make_shared<train::HistoryWriter>(csv, ""));
+  data::DataLoader loader(blobs(64, 1), {.batch_size = 32});
+  t.fit(loader, 20, &loader);
+  EXPECT_EQ(t.history().epochs().size(), 4u);  // best at 1, then 3 epochs without improvement
+  EXPECT_EQ(stop->stopped_epoch(), 4);
+  std::string text = read_file(csv);
+  EXPECT_EQ(text.rfind("epoch,", 0), 0u);
+  EXPECT_NE(text.find("val_loss"), std::string::npos);
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 5);  // header + 4 epochs
+  unlink(csv.c_str());
+}
+
+TEST(Trainer, ProgressWithoutATerminalIsOneLinePerEpoch) {
+  auto model = mlp();
+  train::Trainer t(model, optim::make_optimizer("adam", model->parameters(), 0.01),
+                   nn::make_loss("cross_entropy"));
+  std::ostringstream out;
+  t.add_callback(std::make_shared<train::ProgressBar>(out, 0));
+  data::DataLoader loader(blobs(64, 1), {.batch_size = 16});
+  t.fit(loader, 3);
+  std::string s = out.str();
+  EXPECT_EQ(std::count(s.begin(), s.end(), '\n'), 3);
+  EXPECT_NE(s.find("epoch 3/3  loss "), std::string::npos) << s;
+  EXPECT_NE(s.find("samples/s"), std::string::npos);
+  EXPECT_EQ(s.find('\r'), std::string::npos);
+  // On a terminal the bar is redrawn in place and shows the ETA.
+  std::ostringstream tty;
+  t.add_callback(std::make_shared<train::ProgressBar>(tty, 1));
+  t.fit(loader, 1);
+  EXPECT_NE(tty.str().find('\r'), std::string::npos);
+  EXPECT_NE(tty.str().find("ETA"), std::string::npos);
+}
+
+TEST(Trainer, SchedulerCallbackStepsTheLearningRate) {
+  auto model = mlp();
+  auto opt = std::shared_ptr<optim::Optimizer>(optim::make_optimizer("sgd", model->parameters(), 1.0));
+  train::Trainer t(model, opt, nn::make_loss("cross_entropy"));
+  t.add_callback(std::make_shared<train::LRSchedulerCallback>(std::make_shared<optim::StepLR>(*opt, 1, 0.5)));
+  data::DataLoader loader(blobs(32, 1), {.batch_size = 32});
+  t.fit(loader, 3);
+  EXPECT_EQ(t.history().series("lr"), (std::vector<double>{1.0, 0.5, 0.25}));
+}
+
+TEST(Trainer, BadDataAndMismatchedModelsGiveClearErrors) {
+  auto model = mlp();
+  train::Trainer t(model, optim::make_optimizer("sgd", model->parameters(), 0.1),
+                   nn::make_loss("cross_entropy"));
+  Tensor x = zeros({8, 2});
+  {
+    NoGradGuard g;
+    x.select(0, 3).select(0, 1).fill_(NAN);
+  }
+  data::DataLoader nan_loader(std::make_shared<data::TensorDataset>(x, zeros({8}, kInt64)), {.batch_size = 8});
+  EXPECT_TRUE(test::throws_with<ValueError>([&] { t.fit(nan_loader, 1); }, {"loss became", "NaN"}));
+  data::DataLoader wide(std::make_shared<data::TensorDataset>(zeros({8, 5}), zeros({8}, kInt64)), {.batch_size = 4});
+  EXPECT_TRUE(test::throws_with<ShapeError>([&] { t.fit(wide, 1); }, {"fit", "[4, 5]"}));
+  EXPECT_TRUE(test::throws_with<ValueError>(
+      [&] { train::Trainer(model, optim::make_optimizer("sgd", model->parameters(), 0.1),
+                           nn::make_loss("mse"), {.metrics = {"acuracy"}}); },
+      {"unknown metric", "acuracy", "accuracy"}));
+}
