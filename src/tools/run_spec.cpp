@@ -1,0 +1,107 @@
+#include "tools/run_spec.h"
+
+#include <filesystem>
+
+namespace anvil::tools {
+namespace {
+using json = nlohmann::json;
+
+std::vector<double> to_doubles(const Tensor& t) { return t.to(kFloat64).contiguous().to_vector<double>(); }
+
+}  // namespace
+
+LoadedData load_data(const DataSpec& spec, const json* scaling) {
+  LoadedData d;
+  if (spec.source == "fashion-mnist" || spec.source == "mnist-fashion") {
+    d.train = std::make_shared<data::FashionMNIST>(data::FashionMNIST::kDefaultRoot, true);
+    d.test = std::make_shared<data::FashionMNIST>(data::FashionMNIST::kDefaultRoot, false);
+    d.sample_shape = {1, 28, 28};
+    d.task = "classification";
+    d.num_classes = 10;
+    ANVIL_CHECK(spec.task == "auto" || spec.task == "classification", ValueError,
+                "anvil: fashion-mnist is a classification dataset, not ", spec.task);
+    return d;
+  }
+  ANVIL_CHECK(spec.source.rfind("csv:", 0) == 0, ValueError, "anvil: unknown data source '",
+              spec.source, "' (expected fashion-mnist or csv:PATH)");
+  std::string path = spec.source.substr(4);
+  data::CsvOptions opts;
+  d.task = spec.task == "auto" ? "classification" : spec.task;
+  ANVIL_CHECK(d.task == "classification" || d.task == "regression", ValueError,
+              "anvil: --task must be classification or regression, got ", spec.task);
+  opts.task = d.task == "regression" ? data::Task::Regression : data::Task::Classification;
+  data::Column label = spec.label_column.empty() ? data::Column(int64_t(-1))
+                       : spec.label_column.find_first_not_of("-0123456789") == std::string::npos
+                           ? data::Column(int64_t(std::stoll(spec.label_column)))
+                           : data::Column(spec.label_column);
+  data::CsvDataset csv(path, label, opts);
+  Tensor x = csv.features(), y = csv.targets();
+  // Standardise features with the training statistics so that any optimizer behaves.
+  auto [train_idx, test_idx] = data::train_test_split(
+      std::make_shared<data::TensorDataset>(x, y), spec.test_fraction, spec.seed);
+  if (scaling) {
+    d.feature_mean = tensor(scaling->at("mean").get<std::vector<double>>()).to(x.dtype());
+    d.feature_std = tensor(scaling->at("std").get<std::vector<double>>()).to(x.dtype());
+  } else {
+    Tensor tx = train_idx->get_batch(train_idx->indices()).input;
+    d.feature_mean = mean(tx, {0});
+    d.feature_std = clamp_min(std_dev(tx, {0}, 0), 1e-8);
+  }
+  Tensor xs = div(sub(x, d.feature_mean), d.feature_std);
+  auto all = std::make_shared<data::TensorDataset>(xs, y);
+  d.train = std::make_shared<data::Subset>(all, train_idx->indices());
+  d.test = std::make_shared<data::Subset>(all, test_idx->indices());
+  d.sample_shape = {x.size(1)};
+  if (d.task == "classification") d.num_classes = max(y).item<int64_t>() + 1;
+  return d;
+}
+
+nn::ModelBuilder make_architecture(const std::string& model, const LoadedData& data) {
+  Shape input{1};
+  input.insert(input.end(), data.sample_shape.begin(), data.sample_shape.end());
+  const int64_t outputs = data.task == "classification" ? data.num_classes : 1;
+  nn::ModelBuilder b(input);
+  if (model == "mlp") {
+    if (input.size() > 2) b.flatten();
+    b.dense(256).relu().dropout(0.2).dense(128).relu().dense(outputs);
+  } else if (model == "linear") {
+    if (input.size() > 2) b.flatten();
+    b.dense(outputs);
+  } else if (model == "cnn") {
+    ANVIL_CHECK(input.size() == 4, ValueError,
+                "anvil: the cnn preset needs image inputs [C, H, W], the data gives ",
+                to_string(data.sample_shape));
+    b.conv2d(32, 3, 1, 1).relu().maxpool2d(2).conv2d(64, 3, 1, 1).relu().maxpool2d(2);
+    b.flatten().dense(128).relu().dropout(0.3).dense(outputs);
+  } else if (std::filesystem::exists(model)) {
+    b = nn::ModelBuilder::load(model);
+    Shape want(input.begin() + 1, input.end()), got(b.input_shape().begin() + 1, b.input_shape().end());
+    ANVIL_CHECK(want == got, ShapeError, "anvil: the architecture in '", model,
+                "' takes inputs of shape ", to_string(got), " but the data has ", to_string(want));
+  } else {
+    throw ValueError("anvil: unknown model '" + model +
+                     "' (expected a preset: mlp, cnn, linear; or a JSON architecture file)");
+  }
+  return b;
+}
+
+json data_json(const DataSpec& spec, const LoadedData& data) {
+  json j = {{"source", spec.source}, {"label_column", spec.label_column}, {"task", data.task},
+            {"test_fraction", spec.test_fraction}, {"seed", spec.seed}, {"num_classes", data.num_classes},
+            {"sample_shape", data.sample_shape}};
+  if (data.feature_mean.defined())
+    j["scaling"] = {{"mean", to_doubles(data.feature_mean)}, {"std", to_doubles(data.feature_std)}};
+  return j;
+}
+
+DataSpec data_spec_from_json(const json& j) {
+  DataSpec s;
+  s.source = j.at("source").get<std::string>();
+  s.label_column = j.value("label_column", std::string());
+  s.task = j.value("task", std::string("auto"));
+  s.test_fraction = j.value("test_fraction", 0.2);
+  s.seed = j.value("seed", uint64_t(0));
+  return s;
+}
+
+}  // namespace anvil::tools

@@ -1,0 +1,45 @@
+// What the `anvil` program needs to rebuild a run: the data it trained on, the model's
+// architecture and its weights, kept together in an output directory:
+//   DIR/model.json          the architecture (ModelBuilder JSON)
+//   DIR/weights.safetensors the state dict (PyTorch names)
+//   DIR/run.json            task, classes, feature scaling, data source
+//   DIR/history.csv|json    the per-epoch history
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "anvil/anvil.h"
+
+namespace anvil::tools {
+
+// A data source named on the command line: "fashion-mnist" or "csv:PATH".
+struct DataSpec {
+  std::string source = "fashion-mnist";
+  std::string label_column;          // CSV: name or index ("" = last column)
+  std::string task = "auto";         // classification, regression, or auto (from the source)
+  double test_fraction = 0.2;        // CSV: held-out share
+  uint64_t seed = 0;
+};
+
+// Training and test sets, with what a model needs to know about them.
+struct LoadedData {
+  std::shared_ptr<data::Dataset> train, test;
+  Shape sample_shape;             // one input, without the batch dim
+  std::string task;               // "classification" or "regression"
+  int64_t num_classes = 0;        // classification only
+  Tensor feature_mean, feature_std;  // CSV features are standardised with these (train stats)
+};
+
+// Loads the data; with `scaling` (from a saved run) CSV features use those statistics.
+LoadedData load_data(const DataSpec& spec, const nlohmann::json* scaling = nullptr);
+
+// A model preset ("mlp", "cnn", "linear") or a JSON architecture file, for the data.
+nn::ModelBuilder make_architecture(const std::string& model, const LoadedData& data);
+
+nlohmann::json data_json(const DataSpec& spec, const LoadedData& data);
+DataSpec data_spec_from_json(const nlohmann::json& j);
+
+}  // namespace anvil::tools
