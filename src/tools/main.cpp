@@ -203,6 +203,7 @@ int main(int argc, char** argv) {
   train->add_option("--label-column", ta.data.label_column, "CSV label column (name or index; default last)");
   train->add_option("--task", ta.data.task, "classification, regression or auto")->capture_default_str();
   train->add_option("--test-fraction", ta.data.test_fraction, "CSV: share held out for testing")->capture_default_str();
+  train->add_option("--skip-rows", ta.data.skip_rows, "CSV: lines before the header to skip")->capture_default_str();
   train->add_option("--epochs", ta.epochs)->capture_default_str()->check(CLI::NonNegativeNumber);
   train->add_option("--batch-size", ta.batch_size)->capture_default_str()->check(CLI::PositiveNumber);
   train->add_option("--optimizer", ta.optimizer, "sgd, adam, adamw, rmsprop, adagrad, adadelta, nadam")->capture_default_str();

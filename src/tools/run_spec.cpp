@@ -30,6 +30,7 @@ LoadedData load_data(const DataSpec& spec, const json* scaling) {
   ANVIL_CHECK(d.task == "classification" || d.task == "regression", ValueError,
               "anvil: --task must be classification or regression, got ", spec.task);
   opts.task = d.task == "regression" ? data::Task::Regression : data::Task::Classification;
+  opts.skip_rows = spec.skip_rows;
   data::Column label = spec.label_column.empty() ? data::Column(int64_t(-1))
                        : spec.label_column.find_first_not_of("-0123456789") == std::string::npos
                            ? data::Column(int64_t(std::stoll(spec.label_column)))
@@ -43,7 +44,7 @@ LoadedData load_data(const DataSpec& spec, const json* scaling) {
     d.feature_mean = tensor(scaling->at("mean").get<std::vector<double>>()).to(x.dtype());
     d.feature_std = tensor(scaling->at("std").get<std::vector<double>>()).to(x.dtype());
   } else {
-    Tensor tx = train_idx->get_batch(train_idx->indices()).input;
+    Tensor tx = index_select(x, 0, tensor(train_idx->indices()));
     d.feature_mean = mean(tx, {0});
     d.feature_std = clamp_min(std_dev(tx, {0}, 0), 1e-8);
   }
@@ -87,7 +88,7 @@ nn::ModelBuilder make_architecture(const std::string& model, const LoadedData& d
 
 json data_json(const DataSpec& spec, const LoadedData& data) {
   json j = {{"source", spec.source}, {"label_column", spec.label_column}, {"task", data.task},
-            {"test_fraction", spec.test_fraction}, {"seed", spec.seed}, {"num_classes", data.num_classes},
+            {"test_fraction", spec.test_fraction}, {"skip_rows", spec.skip_rows}, {"seed", spec.seed}, {"num_classes", data.num_classes},
             {"sample_shape", data.sample_shape}};
   if (data.feature_mean.defined())
     j["scaling"] = {{"mean", to_doubles(data.feature_mean)}, {"std", to_doubles(data.feature_std)}};
@@ -100,6 +101,7 @@ DataSpec data_spec_from_json(const json& j) {
   s.label_column = j.value("label_column", std::string());
   s.task = j.value("task", std::string("auto"));
   s.test_fraction = j.value("test_fraction", 0.2);
+  s.skip_rows = j.value("skip_rows", int64_t(0));
   s.seed = j.value("seed", uint64_t(0));
   return s;
 }

@@ -21,6 +21,7 @@ struct DataSpec {
   std::string label_column;          // CSV: name or index ("" = last column)
   std::string task = "auto";         // classification, regression, or auto (from the source)
   double test_fraction = 0.2;        // CSV: held-out share
+  int64_t skip_rows = 0;             // CSV: lines to skip before the header
   uint64_t seed = 0;
 };
 

@@ -26,6 +26,15 @@ bool is_classification(const Tensor& out, const Tensor& target) {
          out.size(0) == target.size(0);
 }
 
+// A regression target [N] for a single-output model [N, 1] means one value per sample;
+// give it the model's shape rather than let the loss refuse (or broadcast) it.
+Tensor match_target(const Tensor& out, const Tensor& target) {
+  if (out.dim() == 2 && out.size(1) == 1 && target.dim() == 1 && is_floating(target.dtype()) &&
+      out.size(0) == target.size(0))
+    return target.unsqueeze(1);
+  return target;
+}
+
 const char* kMetricNames =
     "accuracy, top5_accuracy, precision, recall, f1, roc_auc, mse, rmse, mae, r2";
 
@@ -121,7 +130,7 @@ const History& Trainer::fit(data::DataLoader& train, int64_t epochs, data::DataL
                                      to_string(x.shape()), " (", dtype_name(x.dtype()),
                                      "): ", err.what()));
       }
-      Tensor loss = loss_->forward(out, y);
+      Tensor loss = loss_->forward(out, match_target(out, y));
       Tensor scaled = accum > 1 ? div(loss, double(accum)) : loss;
       scaled.backward();
       {
@@ -185,7 +194,7 @@ Logs Trainer::evaluate(data::DataLoader& data) {
   for (data::Batch& b : data) {
     Tensor x = b.input.to(options_.device), y = b.target.to(options_.device);
     Tensor out = (*model_)(x);
-    loss_sum += loss_->forward(out, y).item<double>() * double(x.size(0));
+    loss_sum += loss_->forward(out, match_target(out, y)).item<double>() * double(x.size(0));
     samples += x.size(0);
     outs.push_back(out.cpu());
     targets.push_back(y.cpu());

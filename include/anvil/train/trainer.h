@@ -42,6 +42,7 @@ class Trainer {
 
   void add_callback(std::shared_ptr<Callback> cb) { callbacks_.push_back(std::move(cb)); }
 
+  // A regression target [N] meets a single-output model's [N, 1] as [N, 1].
   // Trains for `epochs` epochs over `train`, evaluating on `validation` after each epoch when
   // given (logged with a "val_" prefix). Returns the history so far (also history()).
   // Throws ValueError when the loss becomes NaN or infinite (naming epoch and step), and
