@@ -1,0 +1,283 @@
+// CUDA 2-D convolution through cuDNN's convolution API: forward, backward data and backward
+// filter, with groups and dilation. float32 runs FMA-only kernels (exact float32, no TF32)
+// unless set_allow_tf32(true); float64 computes in double; float16/bfloat16 in float.
+// Algorithms come from cuDNN's heuristics (Get*Algorithm_v7): the first candidate that runs is
+// cached per geometry, dtype and direction. The bias and its gradient are our kernels.
+#include <climits>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "backend/conv_kernels.h"
+#include "backend/cuda/handles.h"
+#include "backend/cuda/nn_helpers.h"
+
+namespace anvil::cuda {
+namespace {
+using backend::ConvArgs;
+
+struct TensorDesc {
+  cudnnTensorDescriptor_t d = nullptr;
+  TensorDesc(cudnnDataType_t t, int64_t n, int64_t c, int64_t h, int64_t w) {
+    ANVIL_CUDNN_CHECK(cudnnCreateTensorDescriptor(&d));
+    ANVIL_CUDNN_CHECK(
+        cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, t, int(n), int(c), int(h), int(w)));
+  }
+  ~TensorDesc() { cudnnDestroyTensorDescriptor(d); }
+  TensorDesc(const TensorDesc&) = delete;
+  TensorDesc& operator=(const TensorDesc&) = delete;
+};
+
+struct FilterDesc {
+  cudnnFilterDescriptor_t d = nullptr;
+  FilterDesc(cudnnDataType_t t, int64_t k, int64_t c, int64_t h, int64_t w) {
+    ANVIL_CUDNN_CHECK(cudnnCreateFilterDescriptor(&d));
+    ANVIL_CUDNN_CHECK(
+        cudnnSetFilter4dDescriptor(d, t, CUDNN_TENSOR_NCHW, int(k), int(c), int(h), int(w)));
+  }
+  ~FilterDesc() { cudnnDestroyFilterDescriptor(d); }
+  FilterDesc(const FilterDesc&) = delete;
+  FilterDesc& operator=(const FilterDesc&) = delete;
+};
+
+struct ConvDesc {
+  cudnnConvolutionDescriptor_t d = nullptr;
+  ConvDesc(const ConvArgs& a, cudnnDataType_t compute) {
+    ANVIL_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&d));
+    ANVIL_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(
+        d, int(a.pad_h), int(a.pad_w), int(a.stride_h), int(a.stride_w), int(a.dilation_h),
+        int(a.dilation_w), CUDNN_CROSS_CORRELATION, compute));
+    ANVIL_CUDNN_CHECK(cudnnSetConvolutionGroupCount(d, int(a.groups)));
+  }
+  ~ConvDesc() { cudnnDestroyConvolutionDescriptor(d); }
+  ConvDesc(const ConvDesc&) = delete;
+  ConvDesc& operator=(const ConvDesc&) = delete;
+};
+
+// The descriptors of one convolution and the settings that select its kernels.
+struct Setup {
+  DType dtype;
+  int device;
+  bool double_scale;       // alpha/beta are doubles (float64 data)
+  bool fma_only;           // float32 without TF32
+  cudnnMathType_t search;  // the math type the heuristics are asked about
+  TensorDesc x, y;
+  FilterDesc w;
+  ConvDesc conv;
+
+  static cudnnDataType_t data_type(DType dt) {
+    switch (dt) {
+      case kFloat32: return CUDNN_DATA_FLOAT;
+      case kFloat64: return CUDNN_DATA_DOUBLE;
+      case kFloat16: return CUDNN_DATA_HALF;
+      case kBFloat16: return CUDNN_DATA_BFLOAT16;
+      default:
+        throw DTypeError(std::string("conv2d: dtype ") + dtype_name(dt) + " is not supported");
+    }
+  }
+
+  Setup(const ConvArgs& a, DType dt, int dev)
+      : dtype(dt),
+        device(dev),
+        double_scale(dt == kFloat64),
+        fma_only(dt == kFloat32 && !allow_tf32()),
+        search(dt == kFloat16 || dt == kBFloat16 ? CUDNN_TENSOR_OP_MATH
+               : fma_only                        ? CUDNN_FMA_MATH
+                                                 : CUDNN_DEFAULT_MATH),
+        x(data_type(dt), a.batch, a.in_channels, a.height, a.width),
+        y(data_type(dt), a.batch, a.out_channels, a.out_h, a.out_w),
+        w(data_type(dt), a.out_channels, a.in_channels / a.groups, a.kernel_h, a.kernel_w),
+        conv(a, dt == kFloat64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT) {
+    ANVIL_CUDNN_CHECK(cudnnSetConvolutionMathType(conv.d, search));
+  }
+  const void* one() const { return double_scale ? static_cast<const void*>(&d1) : &f1; }
+  const void* zero() const { return double_scale ? static_cast<const void*>(&d0) : &f0; }
+
+ private:
+  static constexpr float f1 = 1, f0 = 0;
+  static constexpr double d1 = 1, d0 = 0;
+};
+
+void check_sizes(const ConvArgs& a, const char* op) {
+  for (int64_t v : {a.batch, a.in_channels, a.height, a.width, a.out_channels, a.kernel_h,
+                    a.kernel_w, a.out_h, a.out_w, a.stride_h, a.stride_w, a.pad_h, a.pad_w,
+                    a.dilation_h, a.dilation_w, a.groups})
+    ANVIL_CHECK(v <= INT_MAX, ShapeError, op, ": cuDNN takes sizes up to ", INT_MAX, ", got ", v);
+}
+
+enum class Dir { Forward, BackwardData, BackwardFilter };
+
+struct Choice {
+  int algo;
+  cudnnMathType_t math;
+};
+
+using Key = std::vector<int64_t>;
+std::mutex g_choice_mutex;
+std::map<Key, Choice>& choices() {
+  static auto* cache = new std::map<Key, Choice>;  // outlives static teardown
+  return *cache;
+}
+
+Key key_of(Dir dir, const ConvArgs& a, const Setup& s) {
+  return {int64_t(dir), s.device,     int64_t(s.dtype), s.fma_only,   a.batch,    a.in_channels,
+          a.height,     a.width,      a.out_channels,   a.kernel_h,   a.kernel_w, a.out_h,
+          a.out_w,      a.stride_h,   a.stride_w,       a.pad_h,      a.pad_w,    a.dilation_h,
+          a.dilation_w, a.groups};
+}
+
+// Runs one convolution direction: the cached choice, or the heuristics' candidates in order
+// until one runs. `heuristics(count, &returned, perf)` lists candidates, `workspace(algo, &bytes)`
+// sizes one, `exec(algo, ws, bytes)` runs it (all return cudnnStatus_t).
+template <class Perf, int kCount, class Heuristics, class Workspace, class Exec>
+void convolve(Dir dir, const char* op, const ConvArgs& a, Setup& s, Heuristics heuristics,
+              Workspace workspace, Exec exec) {
+  const Key key = key_of(dir, a, s);
+  {
+    std::unique_lock<std::mutex> lock(g_choice_mutex);
+    auto it = choices().find(key);
+    if (it != choices().end()) {
+      const Choice c = it->second;
+      lock.unlock();
+      ANVIL_CUDNN_CHECK(cudnnSetConvolutionMathType(s.conv.d, c.math));
+      size_t bytes = 0;
+      ANVIL_CUDNN_CHECK(workspace(c.algo, &bytes));
+      check_cudnn(exec(c.algo, cudnn_workspace(s.device, bytes), bytes), op);
+      return;
+    }
+  }
+  Perf perf[kCount];
+  int returned = 0;
+  ANVIL_CUDNN_CHECK(heuristics(kCount, &returned, perf));
+  cudnnStatus_t last = CUDNN_STATUS_NOT_SUPPORTED;
+  for (int i = 0; i < returned; ++i) {
+    if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
+    const int algo = int(perf[i].algo);
+    // cuDNN may report DEFAULT_MATH (which permits TF32) for float32: keep FMA when asked to.
+    const cudnnMathType_t math = s.fma_only ? CUDNN_FMA_MATH : perf[i].mathType;
+    ANVIL_CUDNN_CHECK(cudnnSetConvolutionMathType(s.conv.d, math));
+    size_t bytes = 0;
+    if ((last = workspace(algo, &bytes)) != CUDNN_STATUS_SUCCESS) continue;
+    void* ws = nullptr;
+    try {
+      ws = cudnn_workspace(s.device, bytes);
+    } catch (const DeviceError&) {
+      cudaGetLastError();  // out of memory for this candidate: try the next
+      continue;
+    }
+    last = exec(algo, ws, bytes);
+    if (last == CUDNN_STATUS_SUCCESS) {
+      std::lock_guard<std::mutex> lock(g_choice_mutex);
+      choices()[key] = Choice{algo, math};
+      return;
+    }
+    if (last != CUDNN_STATUS_NOT_SUPPORTED && last != CUDNN_STATUS_BAD_PARAM) check_cudnn(last, op);
+  }
+  check_cudnn(last == CUDNN_STATUS_SUCCESS ? CUDNN_STATUS_NOT_SUPPORTED : last,
+              (std::string(op) + ": no cuDNN algorithm runs this convolution").c_str());
+}
+
+void conv2d_cuda(const ConvArgs& a, const Tensor& out, const Tensor& input, const Tensor& weight,
+                 const Tensor& bias) {
+  if (out.numel() == 0) return;
+  check_sizes(a, "conv2d");
+  const int device = out.device().index;
+  DeviceGuard guard(device);
+  if (input.numel() == 0 || weight.numel() == 0) {
+    ANVIL_CUDA_CHECK(cudaMemset(out.data_ptr(), 0, size_t(out.numel()) * out.element_size()));
+  } else {
+    Setup s(a, input.dtype(), device);
+    cudnnHandle_t h = cudnn_handle(device);
+    convolve<cudnnConvolutionFwdAlgoPerf_t, CUDNN_CONVOLUTION_FWD_ALGO_COUNT>(
+        Dir::Forward, "conv2d", a, s,
+        [&](int n, int* ret, cudnnConvolutionFwdAlgoPerf_t* p) {
+          return cudnnGetConvolutionForwardAlgorithm_v7(h, s.x.d, s.w.d, s.conv.d, s.y.d, n, ret,
+                                                        p);
+        },
+        [&](int algo, size_t* bytes) {
+          return cudnnGetConvolutionForwardWorkspaceSize(
+              h, s.x.d, s.w.d, s.conv.d, s.y.d, cudnnConvolutionFwdAlgo_t(algo), bytes);
+        },
+        [&](int algo, void* ws, size_t bytes) {
+          return cudnnConvolutionForward(h, s.one(), s.x.d, input.data_ptr(), s.w.d,
+                                         weight.data_ptr(), s.conv.d,
+                                         cudnnConvolutionFwdAlgo_t(algo), ws, bytes, s.zero(),
+                                         s.y.d, out.data_ptr());
+        });
+  }
+  if (bias.defined())
+    add_channel_bias(out, bias, a.batch, a.out_channels, a.out_h * a.out_w);
+}
+
+void conv2d_backward_input_cuda(const ConvArgs& a, const Tensor& grad_input,
+                                const Tensor& grad_out, const Tensor& weight) {
+  if (grad_input.numel() == 0) return;
+  check_sizes(a, "conv2d_backward_input");
+  const int device = grad_input.device().index;
+  DeviceGuard guard(device);
+  if (grad_out.numel() == 0 || weight.numel() == 0) {
+    ANVIL_CUDA_CHECK(cudaMemset(grad_input.data_ptr(), 0,
+                                size_t(grad_input.numel()) * grad_input.element_size()));
+    return;
+  }
+  Setup s(a, grad_out.dtype(), device);
+  cudnnHandle_t h = cudnn_handle(device);
+  convolve<cudnnConvolutionBwdDataAlgoPerf_t, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT>(
+      Dir::BackwardData, "conv2d_backward_input", a, s,
+      [&](int n, int* ret, cudnnConvolutionBwdDataAlgoPerf_t* p) {
+        return cudnnGetConvolutionBackwardDataAlgorithm_v7(h, s.w.d, s.y.d, s.conv.d, s.x.d, n,
+                                                           ret, p);
+      },
+      [&](int algo, size_t* bytes) {
+        return cudnnGetConvolutionBackwardDataWorkspaceSize(
+            h, s.w.d, s.y.d, s.conv.d, s.x.d, cudnnConvolutionBwdDataAlgo_t(algo), bytes);
+      },
+      [&](int algo, void* ws, size_t bytes) {
+        return cudnnConvolutionBackwardData(h, s.one(), s.w.d, weight.data_ptr(), s.y.d,
+                                            grad_out.data_ptr(), s.conv.d,
+                                            cudnnConvolutionBwdDataAlgo_t(algo), ws, bytes,
+                                            s.zero(), s.x.d, grad_input.data_ptr());
+      });
+}
+
+void conv2d_backward_weight_cuda(const ConvArgs& a, const Tensor& grad_weight,
+                                 const Tensor& grad_bias, const Tensor& grad_out,
+                                 const Tensor& input) {
+  check_sizes(a, "conv2d_backward_weight");
+  const int device = grad_weight.device().index;
+  DeviceGuard guard(device);
+  if (grad_bias.defined())
+    channel_sums(grad_bias, grad_out, a.batch, a.out_channels, a.out_h * a.out_w);
+  if (grad_weight.numel() == 0) return;
+  if (grad_out.numel() == 0 || input.numel() == 0) {
+    ANVIL_CUDA_CHECK(cudaMemset(grad_weight.data_ptr(), 0,
+                                size_t(grad_weight.numel()) * grad_weight.element_size()));
+    return;
+  }
+  Setup s(a, grad_out.dtype(), device);
+  cudnnHandle_t h = cudnn_handle(device);
+  convolve<cudnnConvolutionBwdFilterAlgoPerf_t, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT>(
+      Dir::BackwardFilter, "conv2d_backward_weight", a, s,
+      [&](int n, int* ret, cudnnConvolutionBwdFilterAlgoPerf_t* p) {
+        return cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, s.x.d, s.y.d, s.conv.d, s.w.d, n,
+                                                             ret, p);
+      },
+      [&](int algo, size_t* bytes) {
+        return cudnnGetConvolutionBackwardFilterWorkspaceSize(
+            h, s.x.d, s.y.d, s.conv.d, s.w.d, cudnnConvolutionBwdFilterAlgo_t(algo), bytes);
+      },
+      [&](int algo, void* ws, size_t bytes) {
+        return cudnnConvolutionBackwardFilter(h, s.one(), s.x.d, input.data_ptr(), s.y.d,
+                                              grad_out.data_ptr(), s.conv.d,
+                                              cudnnConvolutionBwdFilterAlgo_t(algo), ws, bytes,
+                                              s.zero(), s.w.d, grad_weight.data_ptr());
+      });
+}
+
+ANVIL_REGISTER_KERNEL(backend::conv2d_kernels, CUDA, &conv2d_cuda);
+ANVIL_REGISTER_KERNEL(backend::conv2d_backward_input_kernels, CUDA, &conv2d_backward_input_cuda);
+ANVIL_REGISTER_KERNEL(backend::conv2d_backward_weight_kernels, CUDA,
+                      &conv2d_backward_weight_cuda);
+
+}  // namespace
+}  // namespace anvil::cuda

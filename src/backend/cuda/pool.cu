@@ -1,0 +1,254 @@
+// CUDA 2-D pooling, our own kernels rather than cuDNN's: the table wants max pooling's argmax
+// indices (cuDNN keeps none) and torch's avg-pool divisors under ceil_mode, which cuDNN cannot
+// express. Windows, tie-breaking (the first maximum, NaN propagating) and divisors are those of
+// the CPU kernels in backend/cpu/pool.cpp. Forward: a thread per output element. Backward: a
+// thread per input element gathering from the outputs whose windows hold it, in the CPU's
+// order, so no atomics and deterministic results.
+#include <cmath>
+#include <limits>
+
+#include "backend/cuda/launch.cuh"
+#include "backend/pool_kernels.h"
+
+namespace anvil::cuda {
+namespace {
+using backend::PoolArgs;
+
+// The plain-old-data geometry passed to the kernels.
+struct Geo {
+  int64_t planes, H, W, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw;
+  bool include_pad;
+};
+Geo geo_of(const PoolArgs& a) {
+  return {a.planes,   a.height,   a.width,  a.out_h, a.out_w,      a.kernel_h,
+          a.kernel_w, a.stride_h, a.stride_w, a.pad_h, a.pad_w, a.dilation_h,
+          a.dilation_w, a.count_include_pad};
+}
+
+template <class C> __device__ inline C lowest() {
+  if constexpr (std::is_floating_point_v<C>) return -INFINITY;
+  else return std::numeric_limits<C>::lowest();
+}
+
+template <class T>
+__global__ void max_pool_kernel(Geo g, const T* x, T* y, int64_t* idx) {
+  using C = compute_t<T>;
+  ANVIL_GRID_STRIDE(o, g.planes * g.OH * g.OW) {
+    const int64_t ow = o % g.OW, oh = (o / g.OW) % g.OH, p = o / (g.OW * g.OH);
+    const T* xp = x + p * g.H * g.W;
+    int64_t h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
+    const int64_t h1 = min(h0 + (g.kh - 1) * g.dh + 1, g.H);
+    const int64_t w1 = min(w0 + (g.kw - 1) * g.dw + 1, g.W);
+    while (h0 < 0) h0 += g.dh;
+    while (w0 < 0) w0 += g.dw;
+    C best = lowest<C>();
+    int64_t best_i = h0 < h1 && w0 < w1 ? h0 * g.W + w0 : -1;
+    for (int64_t h = h0; h < h1; h += g.dh)
+      for (int64_t w = w0; w < w1; w += g.dw) {
+        const C v = up(xp[h * g.W + w]);
+        if (v > best || v != v) {
+          best = v;
+          best_i = h * g.W + w;
+        }
+      }
+    y[o] = down<T>(best);
+    idx[o] = best_i;
+  }
+}
+
+template <class T>
+__global__ void max_pool_backward_kernel(Geo g, const T* gy, const int64_t* idx, T* gx) {
+  using C = compute_t<T>;
+  ANVIL_GRID_STRIDE(i, g.planes * g.H * g.W) {
+    const int64_t w = i % g.W, h = (i / g.W) % g.H, p = i / (g.W * g.H), pos = h * g.W + w;
+    // Outputs whose (dilated) window can reach (h, w), as torch's CUDA kernel bounds them.
+    const int64_t span_h = (g.kh - 1) * g.dh + 1, span_w = (g.kw - 1) * g.dw + 1;
+    const int64_t oh0 = h + g.ph < span_h ? 0 : (h + g.ph - span_h) / g.sh + 1;
+    const int64_t ow0 = w + g.pw < span_w ? 0 : (w + g.pw - span_w) / g.sw + 1;
+    const int64_t oh1 = min((h + g.ph) / g.sh + 1, g.OH);
+    const int64_t ow1 = min((w + g.pw) / g.sw + 1, g.OW);
+    const int64_t base = p * g.OH * g.OW;
+    C s = 0;
+    for (int64_t oh = oh0; oh < oh1; ++oh)
+      for (int64_t ow = ow0; ow < ow1; ++ow) {
+        const int64_t o = base + oh * g.OW + ow;
+        if (idx[o] == pos) s += up(gy[o]);
+      }
+    gx[i] = down<T>(s);
+  }
+}
+
+// The clipped window of output (oh, ow) and its divisor (backend/cpu/pool.cpp's avg_window).
+struct Window {
+  int64_t h0, h1, w0, w1, divisor;
+};
+__device__ inline Window avg_window(const Geo& g, int64_t oh, int64_t ow) {
+  int64_t h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
+  int64_t h1 = min(h0 + g.kh, g.H + g.ph), w1 = min(w0 + g.kw, g.W + g.pw);
+  const int64_t padded = (h1 - h0) * (w1 - w0);
+  h0 = max(h0, int64_t(0));
+  w0 = max(w0, int64_t(0));
+  h1 = min(h1, g.H);
+  w1 = min(w1, g.W);
+  return {h0, h1, w0, w1, g.include_pad ? padded : (h1 - h0) * (w1 - w0)};
+}
+
+template <class T>
+__global__ void avg_pool_kernel(Geo g, const T* x, T* y) {
+  using C = compute_t<T>;
+  ANVIL_GRID_STRIDE(o, g.planes * g.OH * g.OW) {
+    const int64_t ow = o % g.OW, oh = (o / g.OW) % g.OH, p = o / (g.OW * g.OH);
+    const T* xp = x + p * g.H * g.W;
+    const Window win = avg_window(g, oh, ow);
+    C s = 0;
+    for (int64_t h = win.h0; h < win.h1; ++h)
+      for (int64_t w = win.w0; w < win.w1; ++w) s += up(xp[h * g.W + w]);
+    const bool empty = win.h0 >= win.h1 || win.w0 >= win.w1;
+    y[o] = down<T>(empty ? C(0) : s / C(win.divisor));
+  }
+}
+
+// Outputs [first, last) along one dim whose avg windows (start o*s - p, length k) hold i.
+__device__ inline void covering(int64_t i, int64_t pad, int64_t k, int64_t s, int64_t out,
+                                int64_t& first, int64_t& last) {
+  const int64_t lo = i + pad - k + 1;  // o*s >= lo
+  first = lo <= 0 ? 0 : (lo + s - 1) / s;
+  last = min((i + pad) / s + 1, out);
+}
+
+template <class T>
+__global__ void avg_pool_backward_kernel(Geo g, const T* gy, T* gx) {
+  using C = compute_t<T>;
+  ANVIL_GRID_STRIDE(i, g.planes * g.H * g.W) {
+    const int64_t w = i % g.W, h = (i / g.W) % g.H, p = i / (g.W * g.H);
+    int64_t oh0, oh1, ow0, ow1;
+    covering(h, g.ph, g.kh, g.sh, g.OH, oh0, oh1);
+    covering(w, g.pw, g.kw, g.sw, g.OW, ow0, ow1);
+    const T* gyp = gy + p * g.OH * g.OW;
+    C s = 0;
+    for (int64_t oh = oh0; oh < oh1; ++oh)
+      for (int64_t ow = ow0; ow < ow1; ++ow) {
+        const Window win = avg_window(g, oh, ow);
+        if (h < win.h0 || h >= win.h1 || w < win.w0 || w >= win.w1) continue;
+        s += up(gyp[oh * g.OW + ow]) / C(win.divisor);
+      }
+    gx[i] = down<T>(s);
+  }
+}
+
+// PyTorch's adaptive bins: [floor(i * in / out), ceil((i + 1) * in / out)).
+__device__ inline int64_t bin_start(int64_t i, int64_t out, int64_t in) { return (i * in) / out; }
+__device__ inline int64_t bin_end(int64_t i, int64_t out, int64_t in) {
+  return ((i + 1) * in + out - 1) / out;
+}
+
+template <class T>
+__global__ void adaptive_avg_pool_kernel(Geo g, const T* x, T* y) {
+  using C = compute_t<T>;
+  ANVIL_GRID_STRIDE(o, g.planes * g.OH * g.OW) {
+    const int64_t ow = o % g.OW, oh = (o / g.OW) % g.OH, p = o / (g.OW * g.OH);
+    const T* xp = x + p * g.H * g.W;
+    const int64_t h0 = bin_start(oh, g.OH, g.H), h1 = bin_end(oh, g.OH, g.H);
+    const int64_t w0 = bin_start(ow, g.OW, g.W), w1 = bin_end(ow, g.OW, g.W);
+    C s = 0;
+    for (int64_t h = h0; h < h1; ++h)
+      for (int64_t w = w0; w < w1; ++w) s += up(xp[h * g.W + w]);
+    y[o] = down<T>(s / C((h1 - h0) * (w1 - w0)));
+  }
+}
+
+template <class T>
+__global__ void adaptive_avg_pool_backward_kernel(Geo g, const T* gy, T* gx) {
+  using C = compute_t<T>;
+  ANVIL_GRID_STRIDE(i, g.planes * g.H * g.W) {
+    const int64_t w = i % g.W, h = (i / g.W) % g.H, p = i / (g.W * g.H);
+    // Bins holding h: from the one starting at or before h to the last starting at or before h.
+    const int64_t oh0 = (h * g.OH) / g.H, oh1 = min(((h + 1) * g.OH + g.H - 1) / g.H, g.OH);
+    const int64_t ow0 = (w * g.OW) / g.W, ow1 = min(((w + 1) * g.OW + g.W - 1) / g.W, g.OW);
+    const T* gyp = gy + p * g.OH * g.OW;
+    C s = 0;
+    for (int64_t oh = oh0; oh < oh1; ++oh) {
+      const int64_t h0 = bin_start(oh, g.OH, g.H), h1 = bin_end(oh, g.OH, g.H);
+      if (h < h0 || h >= h1) continue;
+      for (int64_t ow = ow0; ow < ow1; ++ow) {
+        const int64_t w0 = bin_start(ow, g.OW, g.W), w1 = bin_end(ow, g.OW, g.W);
+        if (w < w0 || w >= w1) continue;
+        s += up(gyp[oh * g.OW + ow]) / C((h1 - h0) * (w1 - w0));
+      }
+    }
+    gx[i] = down<T>(s);
+  }
+}
+
+template <class T> T* ptr(const Tensor& t) { return static_cast<T*>(t.data_ptr()); }
+
+#define ANVIL_POOL_LAUNCH(kernel, n, ...)                         \
+  do {                                                            \
+    if ((n) == 0) return;                                         \
+    kernel<<<blocks_for(n), kThreads>>>(__VA_ARGS__);             \
+    ANVIL_CUDA_CHECK(cudaGetLastError());                         \
+  } while (0)
+
+void max_pool2d_cuda(const PoolArgs& a, const Tensor& out, const Tensor& indices,
+                     const Tensor& input) {
+  DeviceGuard guard(input.device().index);
+  ANVIL_DISPATCH_NUMERIC(input.dtype(), "max_pool2d", [&] {
+    using T = dev_t<scalar_t>;
+    ANVIL_POOL_LAUNCH(max_pool_kernel<T>, out.numel(), geo_of(a), ptr<const T>(input),
+                      ptr<T>(out), ptr<int64_t>(indices));
+  });
+}
+void max_pool2d_backward_cuda(const PoolArgs& a, const Tensor& grad_input,
+                              const Tensor& grad_out, const Tensor& indices) {
+  DeviceGuard guard(grad_input.device().index);
+  ANVIL_DISPATCH_FLOAT(grad_out.dtype(), "max_pool2d_backward", [&] {
+    using T = dev_t<scalar_t>;
+    ANVIL_POOL_LAUNCH(max_pool_backward_kernel<T>, grad_input.numel(), geo_of(a),
+                      ptr<const T>(grad_out), ptr<const int64_t>(indices), ptr<T>(grad_input));
+  });
+}
+void avg_pool2d_cuda(const PoolArgs& a, const Tensor& out, const Tensor& input) {
+  DeviceGuard guard(input.device().index);
+  ANVIL_DISPATCH_FLOAT(input.dtype(), "avg_pool2d", [&] {
+    using T = dev_t<scalar_t>;
+    ANVIL_POOL_LAUNCH(avg_pool_kernel<T>, out.numel(), geo_of(a), ptr<const T>(input),
+                      ptr<T>(out));
+  });
+}
+void avg_pool2d_backward_cuda(const PoolArgs& a, const Tensor& grad_input,
+                              const Tensor& grad_out) {
+  DeviceGuard guard(grad_input.device().index);
+  ANVIL_DISPATCH_FLOAT(grad_out.dtype(), "avg_pool2d_backward", [&] {
+    using T = dev_t<scalar_t>;
+    ANVIL_POOL_LAUNCH(avg_pool_backward_kernel<T>, grad_input.numel(), geo_of(a),
+                      ptr<const T>(grad_out), ptr<T>(grad_input));
+  });
+}
+void adaptive_avg_pool2d_cuda(const PoolArgs& a, const Tensor& out, const Tensor& input) {
+  DeviceGuard guard(input.device().index);
+  ANVIL_DISPATCH_FLOAT(input.dtype(), "adaptive_avg_pool2d", [&] {
+    using T = dev_t<scalar_t>;
+    ANVIL_POOL_LAUNCH(adaptive_avg_pool_kernel<T>, out.numel(), geo_of(a), ptr<const T>(input),
+                      ptr<T>(out));
+  });
+}
+void adaptive_avg_pool2d_backward_cuda(const PoolArgs& a, const Tensor& grad_input,
+                                       const Tensor& grad_out) {
+  DeviceGuard guard(grad_input.device().index);
+  ANVIL_DISPATCH_FLOAT(grad_out.dtype(), "adaptive_avg_pool2d_backward", [&] {
+    using T = dev_t<scalar_t>;
+    ANVIL_POOL_LAUNCH(adaptive_avg_pool_backward_kernel<T>, grad_input.numel(), geo_of(a),
+                      ptr<const T>(grad_out), ptr<T>(grad_input));
+  });
+}
+
+ANVIL_REGISTER_KERNEL(backend::max_pool2d_kernels, CUDA, &max_pool2d_cuda);
+ANVIL_REGISTER_KERNEL(backend::max_pool2d_backward_kernels, CUDA, &max_pool2d_backward_cuda);
+ANVIL_REGISTER_KERNEL(backend::avg_pool2d_kernels, CUDA, &avg_pool2d_cuda);
+ANVIL_REGISTER_KERNEL(backend::avg_pool2d_backward_kernels, CUDA, &avg_pool2d_backward_cuda);
+ANVIL_REGISTER_KERNEL(backend::adaptive_avg_pool2d_kernels, CUDA, &adaptive_avg_pool2d_cuda);
+ANVIL_REGISTER_KERNEL(backend::adaptive_avg_pool2d_backward_kernels, CUDA,
+                      &adaptive_avg_pool2d_backward_cuda);
+
+}  // namespace
+}  // namespace anvil::cuda
