@@ -19,7 +19,9 @@ build: deps
 
 # The main job: an MLP trained on Fashion-MNIST (Debian's dataset-fashion-mnist) on the CPU,
 # about 30 s on two cores; prints the test accuracy and saves the run in runs/.
-run: build
+run: deps
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target anvil_cli
 	@$(BUILD)/anvil train --model mlp --epochs 20 --scheduler cosine --output runs/fashion-mnist-mlp
 
 # Every test (CUDA-labelled ones report skipped without a GPU), then the CPU tests again under

@@ -341,3 +341,14 @@ TEST(LRScheduler, BadArgumentsThrow) {
       },
       {"SequentialLR", "same optimizer"}));
 }
+
+TEST(NoOpLR, NeverChangesTheLearningRate) {
+  Tensor w = zeros({2}).requires_grad_();
+  auto opt = optim::make_optimizer("sgd", {w}, 0.25);
+  optim::NoOpLR sched(*opt);
+  for (int i = 0; i < 10; ++i) {
+    sched.step();
+    EXPECT_DOUBLE_EQ(opt->lr(), 0.25);
+  }
+  EXPECT_EQ(sched.get_last_lr(), (std::vector<double>{0.25}));
+}

@@ -115,6 +115,12 @@ class ConstantLR : public LRScheduler {
   int64_t total_iters_;
 };
 
+// A scheduler that never changes the learning rate, for code that always steps one.
+class NoOpLR : public ConstantLR {
+ public:
+  explicit NoOpLR(Optimizer& optimizer) : ConstantLR(optimizer, 1.0, 0) {}
+};
+
 // Linear warm-up (or decay): the lr factor goes from start_factor to end_factor over
 // total_iters epochs, then stays. Throws ValueError unless 0 < start_factor <= 1 and
 // 0 <= end_factor <= 1.
