@@ -2,25 +2,13 @@
 // smoothing), forward and backward, one warp or block per row of logits. The log-sum-exp is
 // computed in float for float32 and the 16-bit floats (double for float64); the weighted
 // combination and the outputs are double, as the CPU kernel's.
+#include "backend/cuda/math.cuh"
 #include "backend/cuda/reduce.cuh"
 #include "backend/loss_kernels.h"
 
 namespace anvil::cuda {
 namespace {
 using backend::CrossEntropyArgs;
-
-template <class C> __device__ inline C m_exp(C x) {
-  if constexpr (std::is_same_v<C, float>) return expf(x);
-  else return exp(x);
-}
-template <class C> __device__ inline C m_log(C x) {
-  if constexpr (std::is_same_v<C, float>) return logf(x);
-  else return log(x);
-}
-template <class C> __device__ inline C m_fmax(C a, C b) {
-  if constexpr (std::is_same_v<C, float>) return fmaxf(a, b);
-  else return fmax(a, b);
-}
 
 template <bool kBlock, class T>
 __device__ inline compute_t<T> log_sum_exp(const T* x, int64_t c) {

@@ -2,25 +2,13 @@
 // a warp (short rows) or a block (long rows) each; rows along an inner dim get a thread each,
 // so that neighbouring threads read neighbouring elements. float32 and the 16-bit floats
 // compute in float, float64 in double.
+#include "backend/cuda/math.cuh"
 #include "backend/cuda/reduce.cuh"
 #include "backend/softmax_kernels.h"
 
 namespace anvil::cuda {
 namespace {
 using backend::SoftmaxArgs;
-
-template <class C> __device__ inline C m_exp(C x) {
-  if constexpr (std::is_same_v<C, float>) return expf(x);
-  else return exp(x);
-}
-template <class C> __device__ inline C m_log(C x) {
-  if constexpr (std::is_same_v<C, float>) return logf(x);
-  else return log(x);
-}
-template <class C> __device__ inline C m_fmax(C a, C b) {
-  if constexpr (std::is_same_v<C, float>) return fmaxf(a, b);
-  else return fmax(a, b);
-}
 
 // ---- rows along the last dim: a team per row --------------------------------------------
 

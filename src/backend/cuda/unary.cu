@@ -1,5 +1,6 @@
 // CUDA element-wise unary math and activations, and the activations' gradients, with the
 // CPU kernels' formulas (16-bit floats compute in float).
+#include "backend/cuda/math.cuh"
 #include "backend/cuda/launch.cuh"
 #include "backend/unary_kernels.h"
 
@@ -11,22 +12,6 @@ constexpr double kGeluBeta = 0.7978845608028654;  // sqrt(2 / pi)
 constexpr double kGeluKappa = 0.044715;
 constexpr double kSqrtHalf = 0.7071067811865476;
 constexpr double kInvSqrt2Pi = 0.3989422804014327;
-
-// Single- or double-precision math by argument type.
-#define ANVIL_MATH(name)                                       \
-  template <class C> __device__ inline C m_##name(C x) {       \
-    if constexpr (std::is_same_v<C, float>) return name##f(x); \
-    else return name(x);                                       \
-  }
-ANVIL_MATH(exp)
-ANVIL_MATH(log)
-ANVIL_MATH(sqrt)
-ANVIL_MATH(sin)
-ANVIL_MATH(cos)
-ANVIL_MATH(tanh)
-ANVIL_MATH(expm1)
-ANVIL_MATH(erf)
-#undef ANVIL_MATH
 
 template <class C>
 __device__ inline C float_math(UnaryOp op, C x, C a) {
