@@ -6,6 +6,7 @@
 #include "anvil/core/dtype.h"
 #include "anvil/core/error.h"
 #include "anvil/core/generator.h"
+#include "anvil/core/memory_stats.h"
 #include "anvil/core/state_dict.h"
 #include "anvil/core/tensor.h"
 #include "anvil/ops/activation.h"

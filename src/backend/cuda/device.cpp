@@ -1,7 +1,9 @@
-// CUDA device discovery and memory. A plain cudaMalloc allocator for now; the caching,
-// stream-ordered allocator replaces it with the rest of the CUDA backend.
+// CUDA device discovery, and registration of the caching allocator (caching_allocator.cpp)
+// and of the hooks behind anvil/core/device.h and anvil/core/memory_stats.h.
 #include "anvil/core/allocator.h"
 #include "anvil/core/device.h"
+#include "anvil/core/memory_stats.h"
+#include "backend/cuda/caching_allocator.h"
 #include "backend/cuda/runtime.h"
 
 namespace anvil {
@@ -10,7 +12,6 @@ extern int (*cuda_device_count_hook)();
 }
 
 namespace cuda {
-namespace {
 
 int device_count() {
   static const int count = [] {
@@ -25,29 +26,14 @@ int device_count() {
   return count;
 }
 
-class CudaAllocator final : public Allocator {
- public:
-  void* allocate(size_t nbytes, int device_index) override {
-    ANVIL_CHECK(device_index >= 0 && device_index < device_count(), DeviceError,
-                "allocate: cuda:", device_index, " is not available (this machine has ",
-                device_count(), " CUDA devices)");
-    if (nbytes == 0) return nullptr;
-    DeviceGuard g(device_index);
-    void* p = nullptr;
-    ANVIL_CUDA_CHECK(cudaMalloc(&p, nbytes));
-    return p;
-  }
-  void deallocate(void* p, size_t, int device_index) override {
-    if (!p) return;
-    DeviceGuard g(device_index);
-    cudaFree(p);
-  }
-};
+namespace {
 
-CudaAllocator g_allocator;
 const bool g_registered = [] {
-  register_allocator(DeviceKind::CUDA, &g_allocator);
+  register_allocator(DeviceKind::CUDA, &caching_allocator());
   detail::cuda_device_count_hook = &device_count;
+  detail::cuda_memory_stats_hook = &caching_allocator_stats;
+  detail::cuda_reset_peak_memory_stats_hook = &caching_allocator_reset_peak;
+  detail::cuda_empty_cache_hook = &caching_allocator_empty_cache;
   return true;
 }();
 
