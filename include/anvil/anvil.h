@@ -27,6 +27,7 @@
 #include "anvil/nn/nn.h"
 #include "anvil/train/metrics.h"
 #include "anvil/data/data.h"
+#include "anvil/io/checkpoint.h"
 #include "anvil/io/safetensors.h"
 #include "anvil/optim/optim.h"
 #include "anvil/train/callback.h"

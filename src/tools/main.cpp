@@ -2,6 +2,7 @@
 //
 //   anvil train --model mlp --epochs 10 --output runs/mlp      (Fashion-MNIST by default)
 //   anvil train --model cnn.json --data csv:table.csv --label-column price --task regression
+//   anvil train --resume runs/mlp --epochs 20                 (continue from the last epoch)
 //   anvil eval --run runs/mlp
 //   anvil predict --run runs/mlp --output predictions.csv
 //   anvil info
@@ -28,6 +29,7 @@ struct TrainArgs {
   std::string model = "mlp", optimizer = "adam", scheduler = "none", loss, output = "runs/latest";
   std::string device = "cpu";
   int64_t epochs = 10, batch_size = 128, grad_accum = 1, warmup_epochs = 0;
+  int64_t schedule_epochs = 0;  // the epochs the LR schedule spans (those of the first run)
   double lr = 1e-3, weight_decay = 0, clip_grad_norm = 0;
   uint64_t seed = 0;
   std::vector<std::string> metrics;
@@ -53,11 +55,60 @@ std::shared_ptr<optim::LRScheduler> make_scheduler(const TrainArgs& a, optim::Op
                    "' (expected none, step, cosine, exponential, plateau, onecycle, warmup)");
 }
 
-int train_command(const TrainArgs& a) {
+json read_run_json(const std::string& dir) {
+  std::string text = read_file(dir + "/run.json");
+  try {
+    return json::parse(text);
+  } catch (const json::exception& e) {
+    throw ValueError("anvil: '" + dir + "/run.json' is not valid JSON: " + e.what());
+  }
+}
+
+// The arguments of the run in `dir` (its run.json), for --resume. The device, --quiet and,
+// when given, --epochs come from the command line.
+TrainArgs args_of_run(const std::string& dir, const TrainArgs& cmdline, bool epochs_given) {
+  json r = read_run_json(dir);
+  TrainArgs a = cmdline;
+  try {
+    a.data = tools::data_spec_from_json(r.at("data"));
+    a.model = r.at("model").get<std::string>();
+    a.optimizer = r.at("optimizer").get<std::string>();
+    a.lr = r.at("lr").get<double>();
+    a.batch_size = r.at("batch_size").get<int64_t>();
+    a.seed = r.at("seed").get<uint64_t>();
+    a.loss = r.at("loss").get<std::string>();
+    a.scheduler = r.value("scheduler", std::string("none"));
+    a.weight_decay = r.value("weight_decay", 0.0);
+    a.grad_accum = r.value("grad_accum", int64_t(1));
+    a.clip_grad_norm = r.value("clip_grad_norm", 0.0);
+    a.warmup_epochs = r.value("warmup_epochs", int64_t(0));
+    a.metrics = r.value("metrics", std::vector<std::string>{});
+    a.schedule_epochs = r.value("schedule_epochs", r.at("epochs").get<int64_t>());
+    if (!epochs_given) a.epochs = r.at("epochs").get<int64_t>();
+  } catch (const json::exception& e) {
+    throw ValueError("anvil: '" + dir + "/run.json' cannot be resumed: " + e.what());
+  }
+  a.output = dir;
+  return a;
+}
+
+// Trains (or, with `resume`, continues the run in that directory from its checkpoint).
+// DIR/checkpoint.safetensors is written at the end of every epoch.
+int train_command(TrainArgs a, const std::string& resume, bool epochs_given) {
+  json scaling;
+  if (!resume.empty()) {
+    a = args_of_run(resume, a, epochs_given);
+    json r = read_run_json(resume);
+    if (r["data"].contains("scaling")) scaling = r["data"]["scaling"];
+  } else {
+    a.schedule_epochs = a.epochs;
+  }
+  const std::string ckpt_path = a.output + "/checkpoint.safetensors";
   manual_seed(a.seed);
   Device device(a.device);
-  tools::LoadedData d = tools::load_data(a.data);
-  nn::ModelBuilder arch = tools::make_architecture(a.model, d);
+  tools::LoadedData d = tools::load_data(a.data, scaling.is_null() ? nullptr : &scaling);
+  nn::ModelBuilder arch = !resume.empty() ? nn::ModelBuilder::load(resume + "/model.json")
+                                          : tools::make_architecture(a.model, d);
   auto model = arch.build();
   if (!a.quiet) std::cout << arch.summary();
   std::shared_ptr<optim::Optimizer> opt = optim::make_optimizer(a.optimizer, model->parameters(), a.lr);
@@ -73,31 +124,47 @@ int train_command(const TrainArgs& a) {
                : d.task == "classification" ? std::vector<std::string>{"accuracy"}
                                             : std::vector<std::string>{"rmse", "mae", "r2"};
   train::Trainer trainer(model, opt, loss, to);
+  trainer.set_architecture(arch.to_json().dump());
   data::DataLoader train_loader(d.train, {.batch_size = a.batch_size, .shuffle = true, .seed = a.seed});
   data::DataLoader test_loader(d.test, {.batch_size = 512});
-  auto sched = make_scheduler(a, *opt, (train_loader.size() + a.grad_accum - 1) / a.grad_accum);
+  TrainArgs sa = a;
+  sa.epochs = a.schedule_epochs;  // the schedule keeps the length the run started with
+  auto sched = make_scheduler(sa, *opt, (train_loader.size() + a.grad_accum - 1) / a.grad_accum);
   if (sched)
-    trainer.add_callback(std::make_shared<train::LRSchedulerCallback>(
-        sched, a.scheduler == "onecycle" ? train::LRSchedulerCallback::Every::Step
-                                         : train::LRSchedulerCallback::Every::Epoch));
+    trainer.set_scheduler(sched, a.scheduler == "onecycle" ? train::LRSchedulerCallback::Every::Step
+                                                           : train::LRSchedulerCallback::Every::Epoch);
   fs::create_directories(a.output);
+  if (!resume.empty()) {
+    trainer.load_checkpoint(ckpt_path);
+    if (!a.quiet)
+      std::cout << "resuming " << resume << " after epoch " << trainer.epoch() << " of " << a.epochs
+                << "\n";
+  } else {
+    arch.save(a.output + "/model.json");
+  }
+  // Written before training, so that an interrupted run can be resumed.
+  json run = {{"data", tools::data_json(a.data, d)}, {"model", a.model}, {"optimizer", a.optimizer},
+              {"lr", a.lr}, {"epochs", a.epochs}, {"batch_size", a.batch_size}, {"seed", a.seed},
+              {"loss", loss_name}, {"scheduler", a.scheduler}, {"schedule_epochs", a.schedule_epochs},
+              {"weight_decay", a.weight_decay}, {"grad_accum", a.grad_accum},
+              {"clip_grad_norm", a.clip_grad_norm}, {"warmup_epochs", a.warmup_epochs},
+              {"metrics", a.metrics}};
+  write_file_atomic(a.output + "/run.json", run.dump(2) + "\n");
   if (!a.quiet) trainer.add_callback(std::make_shared<train::ProgressBar>());
   trainer.add_callback(std::make_shared<train::HistoryWriter>(a.output + "/history.csv",
                                                               a.output + "/history.json"));
-  trainer.fit(train_loader, a.epochs, &test_loader);
+  trainer.add_callback(std::make_shared<train::EpochHook>(
+      [&](train::Trainer& t, int64_t, const train::Logs&) { t.save_checkpoint(ckpt_path); }));
+  trainer.fit_to(train_loader, a.epochs, &test_loader);
 
   // The run directory: architecture, weights, and how the data was prepared.
-  arch.save(a.output + "/model.json");
   model->to(kCPU);
   io::save_safetensors(model->state_dict(), a.output + "/weights.safetensors", {{"format", "pt"}});
-  json run = {{"data", tools::data_json(a.data, d)}, {"model", a.model}, {"optimizer", a.optimizer},
-              {"lr", a.lr}, {"epochs", a.epochs}, {"batch_size", a.batch_size}, {"seed", a.seed},
-              {"loss", loss_name}};
-  write_file_atomic(a.output + "/run.json", run.dump(2) + "\n");
   const auto& h = trainer.history();
   std::cout << "test";
-  for (const auto& [k, v] : h.epochs().back().values)
-    if (k.rfind("val_", 0) == 0) std::cout << "  " << k.substr(4) << " " << v;
+  if (!h.empty())
+    for (const auto& [k, v] : h.epochs().back().values)
+      if (k.rfind("val_", 0) == 0) std::cout << "  " << k.substr(4) << " " << v;
   std::cout << "\nsaved to " << a.output << "\n";
   return 0;
 }
@@ -110,12 +177,7 @@ struct LoadedRun {
 
 LoadedRun load_run(const std::string& dir, const std::string& data_override) {
   LoadedRun r;
-  std::string text = read_file(dir + "/run.json");
-  try {
-    r.run = json::parse(text);
-  } catch (const json::exception& e) {
-    throw ValueError("anvil: '" + dir + "/run.json' is not valid JSON: " + e.what());
-  }
+  r.run = read_run_json(dir);
   tools::DataSpec spec = tools::data_spec_from_json(r.run.at("data"));
   if (!data_override.empty()) spec.source = data_override;
   const json* scaling = r.run["data"].contains("scaling") ? &r.run["data"]["scaling"] : nullptr;
@@ -219,6 +281,10 @@ int main(int argc, char** argv) {
   train->add_option("--seed", ta.seed)->capture_default_str();
   train->add_option("--output", ta.output, "run directory")->capture_default_str();
   train->add_flag("--quiet", ta.quiet, "no summary or progress");
+  std::string resume_dir;
+  train->add_option("--resume", resume_dir,
+                    "continue the run in DIR from DIR/checkpoint.safetensors (its run.json gives "
+                    "the settings; --epochs, --device and --quiet may be given)");
 
   std::string run_dir, data_override, out_path, device = "cpu";
   auto* eval = app.add_subcommand("eval", "evaluate a saved run on its test data");
@@ -235,7 +301,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     if (*train) ta.data.seed = ta.seed;
-    if (*train) return train_command(ta);
+    if (*train) return train_command(ta, resume_dir, train->get_option("--epochs")->count() > 0);
     if (*eval) return eval_command(run_dir, data_override, device);
     if (*predict) return predict_command(run_dir, data_override, out_path, device);
     return info_command();

@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
+#include <map>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -170,6 +172,101 @@ void HistoryWriter::on_epoch_end(Trainer& t, int64_t epoch, Logs& logs) {
   h.add(epoch, logs);  // this epoch is added to the trainer's history after the callbacks
   if (!csv_.empty()) h.write_csv(csv_);
   if (!json_.empty()) h.write_json(json_);
+}
+
+// ---- CheckpointCallback ----
+namespace {
+// N for "checkpoint-epoch-N.safetensors", or -1.
+int64_t checkpoint_epoch_of(const std::string& name) {
+  const std::string pre = "checkpoint-epoch-", suf = ".safetensors";
+  if (name.size() <= pre.size() + suf.size() || name.compare(0, pre.size(), pre) != 0 ||
+      name.compare(name.size() - suf.size(), suf.size(), suf) != 0)
+    return -1;
+  std::string digits = name.substr(pre.size(), name.size() - pre.size() - suf.size());
+  if (digits.empty() || digits.size() > 15 ||
+      digits.find_first_not_of("0123456789") != std::string::npos)
+    return -1;
+  return std::stoll(digits);
+}
+
+std::map<int64_t, std::string> checkpoints_in(const std::string& dir) {
+  std::map<int64_t, std::string> found;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    int64_t n = checkpoint_epoch_of(entry.path().filename().string());
+    if (n >= 0 && entry.is_regular_file(ec)) found[n] = entry.path().string();
+  }
+  return found;
+}
+}  // namespace
+
+CheckpointCallback::CheckpointCallback(std::string dir, int64_t every_epochs, int64_t keep_last,
+                                       std::string monitor, std::string mode)
+    : dir_(std::move(dir)),
+      monitor_(std::move(monitor)),
+      mode_(std::move(mode)),
+      every_(every_epochs),
+      keep_last_(keep_last) {
+  ANVIL_CHECK(!dir_.empty(), ValueError, "CheckpointCallback: the directory is empty");
+  ANVIL_CHECK(every_ >= 1, ValueError, "CheckpointCallback: every_epochs must be >= 1, got ", every_);
+  ANVIL_CHECK(keep_last_ >= 0, ValueError, "CheckpointCallback: keep_last must be >= 0, got ",
+              keep_last_);
+  ANVIL_CHECK(mode_ == "min" || mode_ == "max" || mode_ == "auto", ValueError,
+              "CheckpointCallback: mode must be 'min', 'max' or 'auto', got '", mode_, "'");
+  if (mode_ == "auto") mode_ = higher_is_better(monitor_) ? "max" : "min";
+}
+
+std::string CheckpointCallback::path_for_epoch(int64_t epoch) const {
+  return (std::filesystem::path(dir_) / ("checkpoint-epoch-" + std::to_string(epoch) + ".safetensors"))
+      .string();
+}
+
+std::string CheckpointCallback::best_path() const {
+  return (std::filesystem::path(dir_) / "best.safetensors").string();
+}
+
+void CheckpointCallback::on_train_begin(Trainer& t) {
+  best_ = mode_ == "min" ? INFINITY : -INFINITY;
+  best_epoch_ = 0;
+  if (monitor_.empty()) return;
+  for (const auto& rec : t.history().epochs()) {
+    auto it = rec.values.find(monitor_);
+    if (it == rec.values.end() || !std::isfinite(it->second)) continue;
+    if (mode_ == "min" ? it->second < best_ : it->second > best_) {
+      best_ = it->second;
+      best_epoch_ = rec.epoch;
+    }
+  }
+}
+
+void CheckpointCallback::on_epoch_end(Trainer& t, int64_t epoch, Logs& logs) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir_, ec);
+  ANVIL_CHECK(!ec || std::filesystem::is_directory(dir_), IOError, "CheckpointCallback: cannot create '",
+              dir_, "': ", ec.message());
+  if (epoch % every_ == 0) {
+    t.save_checkpoint(path_for_epoch(epoch));
+    if (keep_last_ > 0) {
+      auto found = checkpoints_in(dir_);
+      int64_t excess = int64_t(found.size()) - keep_last_;
+      for (auto it = found.begin(); excess > 0 && it != found.end(); ++it, --excess)
+        std::filesystem::remove(it->second, ec);
+    }
+  }
+  if (!monitor_.empty()) {
+    auto it = logs.find(monitor_);
+    if (it != logs.end() && std::isfinite(it->second) &&
+        (mode_ == "min" ? it->second < best_ : it->second > best_)) {
+      best_ = it->second;
+      best_epoch_ = epoch;
+      t.save_checkpoint(best_path());
+    }
+  }
+}
+
+std::string latest_checkpoint(const std::string& dir) {
+  auto found = checkpoints_in(dir);
+  return found.empty() ? std::string() : found.rbegin()->second;
 }
 
 }  // namespace anvil::train

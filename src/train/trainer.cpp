@@ -1,9 +1,11 @@
 #include "anvil/train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
 #include "anvil/autograd/grad_mode.h"
+#include "anvil/io/checkpoint.h"
 #include "anvil/ops/activation.h"
 #include "anvil/ops/creation.h"
 #include "anvil/ops/elementwise.h"
@@ -104,6 +106,10 @@ const History& Trainer::fit(data::DataLoader& train, int64_t epochs, data::DataL
   ANVIL_CHECK(epochs >= 0, ValueError, "fit: epochs must be >= 0, got ", epochs);
   stop_ = false;
   epochs_planned_ = epoch_ + epochs;
+  if (restore_loader_epoch_) {
+    train.set_epoch(loader_epoch_);
+    restore_loader_epoch_ = false;
+  }
   const int64_t accum = options_.grad_accumulation;
   const int64_t batches = train.size();
   const int64_t steps = (batches + accum - 1) / accum;
@@ -163,6 +169,7 @@ const History& Trainer::fit(data::DataLoader& train, int64_t epochs, data::DataL
       }
       run_callbacks([&](Callback& c) { c.on_step_end(*this, info); });
     }
+    loader_epoch_ = train.epoch();
     Logs logs;
     double secs = seconds_since(start);
     if (samples > 0) {
@@ -178,11 +185,78 @@ const History& Trainer::fit(data::DataLoader& train, int64_t epochs, data::DataL
     if (validation) {
       for (auto& [k, v] : evaluate(*validation)) logs["val_" + k] = v;
     }
-    run_callbacks([&](Callback& c) { c.on_epoch_end(*this, epoch_, logs); });
+    current_logs_ = &logs;
+    try {
+      run_callbacks([&](Callback& c) { c.on_epoch_end(*this, epoch_, logs); });
+    } catch (...) {
+      current_logs_ = nullptr;
+      throw;
+    }
+    current_logs_ = nullptr;
     history_.add(epoch_, logs);
   }
   run_callbacks([&](Callback& c) { c.on_train_end(*this); });
   return history_;
+}
+
+const History& Trainer::fit_to(data::DataLoader& train, int64_t total_epochs,
+                               data::DataLoader* validation) {
+  return fit(train, std::max<int64_t>(0, total_epochs - epoch_), validation);
+}
+
+void Trainer::set_scheduler(std::shared_ptr<optim::LRScheduler> scheduler,
+                            LRSchedulerCallback::Every every, std::string monitor) {
+  ANVIL_CHECK(scheduler != nullptr, ValueError, "Trainer::set_scheduler: the scheduler is null");
+  ANVIL_CHECK(scheduler_ == nullptr, ValueError,
+              "Trainer::set_scheduler: a scheduler is already registered");
+  scheduler_ = scheduler;
+  callbacks_.insert(callbacks_.begin(),
+                    std::make_shared<LRSchedulerCallback>(std::move(scheduler), every,
+                                                          std::move(monitor)));
+}
+
+void Trainer::save_checkpoint(const std::string& path) const {
+  io::Checkpoint ck;
+  ck.model = model_->state_dict();
+  ck.optimizer = optimizer_->state_dict();
+  if (scheduler_) ck.scheduler = scheduler_->state_dict();
+  ck.architecture = architecture_;
+  ck.epoch = epoch_;
+  ck.global_step = global_step_;
+  ck.loader_epoch = loader_epoch_;
+  ck.rng = io::capture_rng_states();
+  History h = history_;
+  if (current_logs_ && (h.empty() || h.epochs().back().epoch != epoch_)) h.add(epoch_, *current_logs_);
+  ck.history = h.to_json();
+  io::save_checkpoint(ck, path);
+}
+
+void Trainer::load_checkpoint(const std::string& path) {
+  io::Checkpoint ck = io::load_checkpoint(path);  // verified before anything changes
+  ANVIL_CHECK(ck.scheduler.empty() || scheduler_, ValueError, "Trainer::load_checkpoint: '", path,
+              "' holds a learning-rate scheduler's state but the trainer has none (set_scheduler)");
+  ANVIL_CHECK(!ck.scheduler.empty() || !scheduler_, ValueError, "Trainer::load_checkpoint: '",
+              path, "' holds no learning-rate scheduler state but the trainer has a scheduler");
+  History h;
+  for (const auto& row : ck.history) {
+    Logs logs;
+    int64_t e = 0;
+    for (const auto& [k, v] : row.items()) {
+      if (k == "epoch") e = v.get<int64_t>();
+      else logs[k] = v.is_number() ? v.get<double>() : NAN;
+    }
+    h.add(e, std::move(logs));
+  }
+  model_->load_state_dict(ck.model);
+  optimizer_->load_state_dict(ck.optimizer);
+  if (scheduler_) scheduler_->load_state_dict(ck.scheduler);
+  io::restore_rng_states(ck.rng);
+  epoch_ = ck.epoch;
+  global_step_ = ck.global_step;
+  loader_epoch_ = ck.loader_epoch;
+  restore_loader_epoch_ = true;
+  history_ = std::move(h);
+  if (architecture_.empty()) architecture_ = ck.architecture;
 }
 
 Logs Trainer::evaluate(data::DataLoader& data) {

@@ -123,4 +123,33 @@ class HistoryWriter : public Callback {
   std::string csv_, json_;
 };
 
+// Writes dir/checkpoint-epoch-N.safetensors (Trainer::save_checkpoint) every `every_epochs`
+// epochs, deleting the oldest of those files beyond the newest `keep_last` (0 keeps all).
+// With a `monitor` (e.g. "val_loss"), also keeps dir/best.safetensors: the checkpoint of the
+// epoch with the best value so far (mode "min", "max", or "auto": max for names containing
+// accuracy/f1/auc/r2/precision/recall). The best so far is taken from the trainer's history at
+// the start of fit, so it carries over a resumed run. Creates `dir` when missing. Register it
+// after other callbacks that add entries to the logs.
+class CheckpointCallback : public Callback {
+ public:
+  explicit CheckpointCallback(std::string dir, int64_t every_epochs = 1, int64_t keep_last = 3,
+                              std::string monitor = "", std::string mode = "auto");
+  void on_train_begin(Trainer& t) override;
+  void on_epoch_end(Trainer& t, int64_t epoch, Logs& logs) override;
+  // dir/checkpoint-epoch-N.safetensors and dir/best.safetensors.
+  std::string path_for_epoch(int64_t epoch) const;
+  std::string best_path() const;
+  // The epoch of the best checkpoint so far (0: none yet).
+  int64_t best_epoch() const { return best_epoch_; }
+
+ private:
+  std::string dir_, monitor_, mode_;
+  int64_t every_, keep_last_;
+  double best_ = 0;
+  int64_t best_epoch_ = 0;
+};
+
+// The newest dir/checkpoint-epoch-N.safetensors (largest N), or "" when there is none.
+std::string latest_checkpoint(const std::string& dir);
+
 }  // namespace anvil::train

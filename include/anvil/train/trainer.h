@@ -42,6 +42,36 @@ class Trainer {
 
   void add_callback(std::shared_ptr<Callback> cb) { callbacks_.push_back(std::move(cb)); }
 
+  // Registers the LR scheduler the trainer steps (every epoch, or every optimizer step; a
+  // ReduceLROnPlateau is stepped with `monitor`, see LRSchedulerCallback) and checkpoints. Its
+  // callback runs before the others, so a checkpoint written at the end of an epoch holds the
+  // scheduler as it is after that epoch's step. Throws ValueError for a null scheduler or when
+  // one is already registered.
+  void set_scheduler(std::shared_ptr<optim::LRScheduler> scheduler,
+                     LRSchedulerCallback::Every every = LRSchedulerCallback::Every::Epoch,
+                     std::string monitor = "val_loss");
+  optim::LRScheduler* scheduler() { return scheduler_.get(); }
+  // The model's architecture (a ModelBuilder JSON document) to store in checkpoints.
+  void set_architecture(std::string json) { architecture_ = std::move(json); }
+
+  // Writes a checkpoint (see anvil/io/checkpoint.h): model, optimizer, scheduler, the default
+  // generators' states, epoch, global step, the training loader's epoch and the history.
+  // Called from a callback's on_epoch_end, it includes the epoch being finished in the history.
+  // Throws IOError naming the file.
+  void save_checkpoint(const std::string& path) const;
+  // Restores a checkpoint written by save_checkpoint into this trainer's model, optimizer and
+  // scheduler (built the same way), and the generators, epoch, global step and history. The
+  // next fit() continues from there: its first epoch is the saved epoch + 1, and the training
+  // loader is set to the epoch it would have reached, so shuffling continues as in an
+  // uninterrupted run. Train to N epochs in all with fit(train, N - epoch()), or
+  // fit_to(train, N). The whole file is read and verified before anything changes: a damaged
+  // file throws IOError and leaves the trainer as it was. A checkpoint that does not fit the
+  // model, optimizer or scheduler throws ValueError.
+  void load_checkpoint(const std::string& path);
+  // fit() until `total_epochs` epochs are done in all (counting those of a loaded checkpoint).
+  const History& fit_to(data::DataLoader& train, int64_t total_epochs,
+                        data::DataLoader* validation = nullptr);
+
   // A regression target [N] meets a single-output model's [N, 1] as [N, 1].
   // Trains for `epochs` epochs over `train`, evaluating on `validation` after each epoch when
   // given (logged with a "val_" prefix). Returns the history so far (also history()).
@@ -80,6 +110,11 @@ class Trainer {
   History history_;
   bool stop_ = false;
   int64_t epochs_planned_ = 0, epoch_ = 0, global_step_ = 0;
+  std::shared_ptr<optim::LRScheduler> scheduler_;
+  std::string architecture_;
+  int64_t loader_epoch_ = 0;        // the training loader's epoch after the last epoch
+  bool restore_loader_epoch_ = false;  // set by load_checkpoint, used by the next fit
+  const Logs* current_logs_ = nullptr;  // the finishing epoch's logs, during on_epoch_end
 };
 
 // The value of a named metric (see TrainerOptions::metrics) for model outputs and targets.

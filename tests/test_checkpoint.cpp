@@ -1,0 +1,379 @@
+// Checkpoints: CRC-32C, exact resume for every optimizer and scheduler, damaged files,
+// rotation and best tracking, and crash safety under SIGKILL.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <random>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "../src/io/crc32c.h"
+#include "anvil/core/file.h"
+#include "anvil/data/dataloader.h"
+#include "anvil/data/tensor_dataset.h"
+#include "anvil/io/checkpoint.h"
+#include "anvil/io/safetensors.h"
+#include "anvil/nn/model_builder.h"
+#include "anvil/optim/optim.h"
+#include "anvil/train/trainer.h"
+#include "support/check.h"
+
+using namespace anvil;
+namespace fs = std::filesystem;
+
+namespace {
+std::string temp_path(const std::string& name) {
+  return "/tmp/anvil_test_ckpt_" + std::to_string(getpid()) + "_" + name;
+}
+
+std::shared_ptr<data::TensorDataset> blobs(int64_t n, uint64_t seed) {
+  Generator g(seed);
+  Tensor y = randint(0, 3, {n}, kInt64, &g);
+  Tensor centers = tensor(std::vector<float>{-2, 0, 2, 0, 0, 2.5f}, {3, 2});
+  Tensor x = add(index_select(centers, 0, y), mul(randn({n, 2}, {}, &g), 0.5));
+  return std::make_shared<data::TensorDataset>(x, y);
+}
+
+// An MLP with dropout, so the generator's state matters to the result.
+std::shared_ptr<nn::Sequential> mlp() {
+  manual_seed(3);
+  return nn::ModelBuilder({1, 2}).dense(16).relu().dropout(0.3).dense(3).build();
+}
+
+std::shared_ptr<optim::Optimizer> make_opt(const std::string& name, std::vector<Tensor> params) {
+  auto group = [&](optim::Options o) { return std::vector<optim::ParamGroup>{{params, o}}; };
+  if (name == "sgd") return std::make_shared<optim::SGD>(group({{"lr", 0.05}, {"momentum", 0.9}}));
+  if (name == "adam") return std::make_shared<optim::Adam>(group({{"lr", 0.01}}));
+  if (name == "adamw")
+    return std::make_shared<optim::AdamW>(group({{"lr", 0.01}, {"amsgrad", 1}}));
+  if (name == "rmsprop")
+    return std::make_shared<optim::RMSprop>(
+        group({{"lr", 0.005}, {"centered", 1}, {"momentum", 0.5}}));
+  if (name == "adagrad") return std::make_shared<optim::Adagrad>(group({{"lr", 0.05}}));
+  if (name == "adadelta") return std::make_shared<optim::Adadelta>(group({{"lr", 1.0}}));
+  if (name == "nadam") return std::make_shared<optim::NAdam>(group({{"lr", 0.01}}));
+  throw ValueError("test: unknown optimizer " + name);
+}
+
+constexpr int64_t kSamples = 96, kBatch = 16, kSteps = kSamples / kBatch;
+
+struct Rig {
+  std::shared_ptr<nn::Sequential> model;
+  std::shared_ptr<optim::Optimizer> opt;
+  std::unique_ptr<train::Trainer> trainer;
+};
+
+// A brand-new model, optimizer, scheduler and trainer.
+Rig make_run(const std::string& opt_name, const std::string& sched, int64_t total_epochs) {
+  Rig r;
+  r.model = mlp();
+  r.opt = make_opt(opt_name, r.model->parameters());
+  r.trainer = std::make_unique<train::Trainer>(r.model, r.opt, nn::make_loss("cross_entropy"));
+  using Every = train::LRSchedulerCallback::Every;
+  if (sched == "step")
+    r.trainer->set_scheduler(std::make_shared<optim::StepLR>(*r.opt, 2, 0.5));
+  else if (sched == "cosine")
+    r.trainer->set_scheduler(std::make_shared<optim::CosineAnnealingLR>(*r.opt, total_epochs));
+  else if (sched == "onecycle")
+    r.trainer->set_scheduler(
+        std::make_shared<optim::OneCycleLR>(*r.opt, 0.1, total_epochs * kSteps), Every::Step);
+  else if (sched == "plateau")
+    r.trainer->set_scheduler(std::make_shared<optim::ReduceLROnPlateau>(
+                                 *r.opt, optim::ReduceLROnPlateauOptions{.factor = 0.5, .patience = 0}),
+                             Every::Epoch, "loss");
+  return r;
+}
+
+data::DataLoader make_loader() {
+  return data::DataLoader(blobs(kSamples, 1), {.batch_size = kBatch, .shuffle = true, .seed = 7});
+}
+
+void expect_same_params(const nn::Module& a, const nn::Module& b, const std::string& what) {
+  StateDict sa = a.state_dict(), sb = b.state_dict();
+  ASSERT_EQ(sa.size(), sb.size()) << what;
+  for (const auto& [k, v] : sa) EXPECT_TRUE(equal(v, sb.at(k))) << what << ": " << k;
+}
+
+// N epochs straight vs k epochs + save + new objects + load + the rest: bit-identical.
+void check_exact_resume(const std::string& opt_name, const std::string& sched) {
+  const int64_t N = 5, k = 2;
+  const std::string what = opt_name + "/" + (sched.empty() ? "none" : sched);
+  Rig straight = make_run(opt_name, sched, N);
+  auto loader = make_loader();
+  straight.trainer->fit(loader, N);
+
+  std::string p = temp_path(opt_name + "_" + sched + ".safetensors");
+  {
+    Rig first = make_run(opt_name, sched, N);
+    auto l1 = make_loader();
+    first.trainer->fit(l1, k);
+    first.trainer->save_checkpoint(p);
+  }
+  // Disturb the generators: the checkpoint must bring them back.
+  manual_seed(12345);
+  (void)randn({100});
+  Rig second = make_run(opt_name, sched, N);
+  auto l2 = make_loader();
+  second.trainer->load_checkpoint(p);
+  EXPECT_EQ(second.trainer->epoch(), k) << what;
+  EXPECT_EQ(second.trainer->global_step(), k * kSteps) << what;
+  EXPECT_EQ(second.trainer->history().epochs().size(), size_t(k)) << what;
+  second.trainer->fit_to(l2, N);
+  expect_same_params(*straight.model, *second.model, what);
+  EXPECT_EQ(second.trainer->global_step(), straight.trainer->global_step()) << what;
+  EXPECT_EQ(second.opt->lr(), straight.opt->lr()) << what;
+  auto a = straight.trainer->history().series("loss"), b = second.trainer->history().series("loss");
+  ASSERT_EQ(a.size(), b.size()) << what;
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i], b[i]) << what << " epoch " << i + 1;
+  unlink(p.c_str());
+}
+
+std::string expect_io_error(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const IOError& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "expected IOError, got: " << e.what();
+    return "";
+  }
+  ADD_FAILURE() << "expected IOError, nothing thrown";
+  return "";
+}
+
+void write_bytes(const std::string& path, const std::string& bytes) { write_file_atomic(path, bytes); }
+}  // namespace
+
+TEST(Crc32c, KnownAnswers) {
+  EXPECT_EQ(io::crc32c("123456789"), 0xE3069283u);
+  EXPECT_EQ(io::crc32c(""), 0u);
+  EXPECT_EQ(io::crc32c(std::string(32, '\0')), 0x8A9136AAu);  // RFC 3720 B.4
+  EXPECT_EQ(io::crc32c_extend(io::crc32c("12345"), "6789", 4), 0xE3069283u);
+}
+
+TEST(Checkpoint, ExactResumeForEveryOptimizer) {
+  for (const char* opt : {"sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "nadam"})
+    check_exact_resume(opt, "");
+}
+
+TEST(Checkpoint, ExactResumeForSchedulers) {
+  for (const char* s : {"step", "cosine", "onecycle", "plateau"}) check_exact_resume("sgd", s);
+  check_exact_resume("adam", "onecycle");  // cycles beta1
+}
+
+TEST(Checkpoint, RoundTripsTheRecord) {
+  io::Checkpoint ck;
+  ck.model = {{"0.weight", tensor(std::vector<float>{1, 2, 3, 4}, {2, 2})}};
+  ck.optimizer = {{"state.0.step", scalar_tensor(3.0)}};
+  ck.architecture = R"({"input": [1, 2]})";
+  ck.epoch = 4;
+  ck.global_step = 17;
+  ck.loader_epoch = 5;
+  ck.rng = {{"cpu", 9, 1234}};
+  ck.history = nlohmann::json::array({{{"epoch", 1}, {"loss", 0.5}, {"val_loss", nullptr}}});
+  std::string p = temp_path("record.safetensors");
+  io::save_checkpoint(ck, p);
+  io::Checkpoint back = io::load_checkpoint(p);
+  EXPECT_TRUE(equal(back.model.at("0.weight"), ck.model.at("0.weight")));
+  EXPECT_TRUE(equal(back.optimizer.at("state.0.step"), ck.optimizer.at("state.0.step")));
+  EXPECT_TRUE(back.scheduler.empty());
+  EXPECT_EQ(back.architecture, ck.architecture);
+  EXPECT_EQ(back.epoch, 4);
+  EXPECT_EQ(back.global_step, 17);
+  EXPECT_EQ(back.loader_epoch, 5);
+  ASSERT_EQ(back.rng.size(), 1u);
+  EXPECT_EQ(back.rng[0].device, "cpu");
+  EXPECT_EQ(back.rng[0].seed, 9u);
+  EXPECT_EQ(back.rng[0].offset, 1234u);
+  EXPECT_EQ(back.history, ck.history);
+  unlink(p.c_str());
+}
+
+TEST(Checkpoint, DamagedFilesThrowIOErrorNamingTheFileAndTheDamage) {
+  Rig r = make_run("adam", "", 3);
+  auto loader = make_loader();
+  r.trainer->fit(loader, 1);
+  std::string good = temp_path("good.safetensors"), bad = temp_path("bad.safetensors");
+  r.trainer->save_checkpoint(good);
+  const std::string bytes = read_file(good);
+  uint64_t hlen = 0;
+  for (int i = 0; i < 8; ++i) hlen |= uint64_t(uint8_t(bytes[size_t(i)])) << (8 * i);
+  auto header = nlohmann::json::parse(bytes.substr(8, hlen));
+
+  Rig victim = make_run("adam", "", 3);
+  StateDict before = victim.model->state_dict();
+  for (auto& [k, v] : before) v = v.clone();
+  auto load_bad = [&] { victim.trainer->load_checkpoint(bad); };
+  auto untouched = [&](const std::string& what) {
+    StateDict now = victim.model->state_dict();
+    for (const auto& [k, v] : before) EXPECT_TRUE(equal(v, now.at(k))) << what << ": " << k;
+    EXPECT_EQ(victim.trainer->epoch(), 0) << what;
+  };
+
+  // Truncated.
+  write_bytes(bad, bytes.substr(0, bytes.size() / 2));
+  std::string msg = expect_io_error(load_bad);
+  EXPECT_NE(msg.find(bad), std::string::npos) << msg;
+  untouched("truncated");
+
+  // A flipped bit in a tensor's data.
+  {
+    std::string b = bytes;
+    size_t off = 8 + hlen + header.at("model.0.weight").at("data_offsets")[0].get<size_t>();
+    b[off + 5] = char(b[off + 5] ^ 0x10);
+    write_bytes(bad, b);
+    msg = expect_io_error(load_bad);
+    EXPECT_NE(msg.find(bad), std::string::npos) << msg;
+    EXPECT_NE(msg.find("checksum mismatch in tensor model.0.weight"), std::string::npos) << msg;
+    untouched("tensor bit flip");
+  }
+  // A flipped bit in the metadata (a digit of the global step becomes another digit).
+  {
+    std::string b = bytes;
+    size_t pos = b.find("global_step");
+    ASSERT_NE(pos, std::string::npos);
+    pos = b.find_first_of("0123456789", pos);
+    b[pos] = char(b[pos] ^ 0x01);
+    write_bytes(bad, b);
+    msg = expect_io_error(load_bad);
+    EXPECT_NE(msg.find(bad), std::string::npos) << msg;
+    EXPECT_NE(msg.find("checksum mismatch in the metadata"), std::string::npos) << msg;
+    untouched("metadata bit flip");
+  }
+  // Another format version (with a consistent checksum).
+  {
+    std::map<std::string, std::string> meta;
+    StateDict t = io::load_safetensors(good, &meta);
+    auto doc = nlohmann::json::parse(meta.at("anvil_checkpoint"));
+    doc["format_version"] = 2;
+    meta["anvil_checkpoint"] = doc.dump();
+    char hex[9];
+    std::snprintf(hex, sizeof hex, "%08x", io::crc32c(meta["anvil_checkpoint"]));
+    meta["anvil_checkpoint_crc32c"] = hex;
+    io::save_safetensors(t, bad, meta);
+    msg = expect_io_error(load_bad);
+    EXPECT_NE(msg.find(bad), std::string::npos) << msg;
+    EXPECT_NE(msg.find("version 2"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("version 1"), std::string::npos) << msg;
+    untouched("version");
+  }
+  // A safetensors file that is not a checkpoint, and a missing file.
+  io::save_safetensors({{"w", zeros({2})}}, bad);
+  msg = expect_io_error(load_bad);
+  EXPECT_NE(msg.find("not an anvil checkpoint"), std::string::npos) << msg;
+  unlink(bad.c_str());
+  msg = expect_io_error(load_bad);
+  EXPECT_NE(msg.find(bad), std::string::npos) << msg;
+
+  // The good one still loads.
+  victim.trainer->load_checkpoint(good);
+  EXPECT_EQ(victim.trainer->epoch(), 1);
+  expect_same_params(*r.model, *victim.model, "good");
+  unlink(good.c_str());
+}
+
+TEST(Checkpoint, SchedulerPresenceMustMatch) {
+  Rig with = make_run("sgd", "step", 3), without = make_run("sgd", "", 3);
+  std::string p = temp_path("sched.safetensors");
+  with.trainer->save_checkpoint(p);
+  EXPECT_THROW(without.trainer->load_checkpoint(p), ValueError);
+  without.trainer->save_checkpoint(p);
+  EXPECT_THROW(with.trainer->load_checkpoint(p), ValueError);
+  unlink(p.c_str());
+}
+
+TEST(CheckpointCallback, RotatesKeepsTheBestAndResumesExactly) {
+  const int64_t N = 5;
+  std::string dir = temp_path("dir");
+  fs::remove_all(dir);
+  Rig straight = make_run("adam", "step", N);
+  auto cb = std::make_shared<train::CheckpointCallback>(dir, 1, 2, "val_loss");
+  straight.trainer->add_callback(cb);
+  auto loader = make_loader();
+  auto val = data::DataLoader(blobs(48, 2), {.batch_size = 48});
+  straight.trainer->fit(loader, N, &val);
+
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"best.safetensors", "checkpoint-epoch-4.safetensors",
+                                             "checkpoint-epoch-5.safetensors"}));
+  EXPECT_EQ(train::latest_checkpoint(dir), cb->path_for_epoch(5));
+  // best.safetensors holds the epoch with the lowest val_loss.
+  auto vl = straight.trainer->history().series("val_loss");
+  int64_t best = int64_t(std::min_element(vl.begin(), vl.end()) - vl.begin()) + 1;
+  EXPECT_EQ(cb->best_epoch(), best);
+  EXPECT_EQ(io::load_checkpoint(cb->best_path()).epoch, best);
+
+  // A checkpoint written by the callback (mid-fit) resumes exactly, history included.
+  manual_seed(777);
+  Rig resumed = make_run("adam", "step", N);
+  resumed.trainer->load_checkpoint(cb->path_for_epoch(4));
+  EXPECT_EQ(resumed.trainer->history().epochs().size(), 4u);
+  auto l2 = make_loader();
+  auto val2 = data::DataLoader(blobs(48, 2), {.batch_size = 48});
+  resumed.trainer->fit_to(l2, N, &val2);
+  expect_same_params(*straight.model, *resumed.model, "callback");
+  EXPECT_EQ(resumed.trainer->history().series("val_loss"), vl);
+  fs::remove_all(dir);
+}
+
+TEST(Checkpoint, SurvivesSigkillDuringSaves) {
+  std::string p = temp_path("crash.safetensors");
+  io::Checkpoint ck;
+  ck.model = {{"w", arange(0, 1 << 18, 1, kFloat32)}};  // 1 MiB: a save takes a while
+  ck.rng = io::capture_rng_states();
+  io::save_checkpoint(ck, p);
+  std::mt19937 rng(42);
+  std::uniform_int_distribution<int> delay_us(0, 20000);
+  int64_t last_seen = 0;
+  for (int i = 0; i < 20; ++i) {
+    int ready[2];
+    ASSERT_EQ(pipe(ready), 0);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      close(ready[0]);
+      io::Checkpoint c = ck;
+      bool told = false;
+      for (int64_t step = 1;; ++step) {
+        c.global_step = int64_t(i) * 1000000 + step;
+        if (!told) {  // saving starts now: the parent's clock runs from here
+          told = write(ready[1], "x", 1) == 1;
+          close(ready[1]);
+        }
+        io::save_checkpoint(c, p);
+      }
+      _exit(0);
+    }
+    close(ready[1]);
+    char byte;
+    ASSERT_EQ(read(ready[0], &byte, 1), 1);
+    close(ready[0]);
+    std::this_thread::sleep_for(std::chrono::microseconds(delay_us(rng)));
+    kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    io::Checkpoint back = io::load_checkpoint(p);  // throws if damaged
+    EXPECT_TRUE(equal(back.model.at("w"), ck.model.at("w")));
+    EXPECT_GE(back.global_step, last_seen);
+    last_seen = back.global_step;
+  }
+  // A writer killed mid-save leaves its temporary file behind (never the checkpoint itself).
+  int mid_write = 0;
+  for (const auto& e : fs::directory_iterator("/tmp")) {
+    std::string name = e.path().string();
+    if (name.rfind(p + ".tmp-", 0) == 0) {
+      ++mid_write;
+      fs::remove(e.path());
+    }
+  }
+  std::cout << "  kills that interrupted a save: " << mid_write << " of 20, last global step "
+            << last_seen << "\n";
+  unlink(p.c_str());
+}
