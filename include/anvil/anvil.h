@@ -28,6 +28,7 @@
 #include "anvil/train/metrics.h"
 #include "anvil/data/data.h"
 #include "anvil/io/checkpoint.h"
+#include "anvil/io/model_file.h"
 #include "anvil/io/safetensors.h"
 #include "anvil/optim/optim.h"
 #include "anvil/train/callback.h"
