@@ -1,33 +1,17 @@
 // The `anvil` program end to end on a small CSV: train, eval, predict, and its errors.
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
 
 #include "anvil/core/file.h"
 #include "support/check.h"
+#include "support/cli.h"
 
 using namespace anvil;
 namespace fs = std::filesystem;
+using test::run_cli;
 
 namespace {
-struct Result {
-  int status;
-  std::string output;
-};
-
-Result run(const std::string& args) {
-  std::string cmd = std::string(ANVIL_CLI_PATH) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-  int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
-
 class Cli : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -49,7 +33,7 @@ class Cli : public ::testing::Test {
 }  // namespace
 
 TEST_F(Cli, TrainEvalPredictRoundTrip) {
-  Result t = run("train --model linear --data csv:" + path("data.csv") +
+  test::CliResult t = run_cli("train --model linear --data csv:" + path("data.csv") +
                  " --label-column label --epochs 30 --batch-size 16 --lr 0.05 --quiet --output " +
                  path("run"));
   ASSERT_EQ(t.status, 0) << t.output;
@@ -57,7 +41,7 @@ TEST_F(Cli, TrainEvalPredictRoundTrip) {
     EXPECT_TRUE(fs::exists(path("run/") + f)) << f;
   EXPECT_NE(t.output.find("test  accuracy"), std::string::npos) << t.output;
 
-  Result e = run("eval --run " + path("run"));
+  test::CliResult e = run_cli("eval --run " + path("run"));
   ASSERT_EQ(e.status, 0) << e.output;
   // 40 held-out samples of a linearly separable problem.
   auto pos = e.output.find("accuracy ");
@@ -65,7 +49,7 @@ TEST_F(Cli, TrainEvalPredictRoundTrip) {
   EXPECT_GT(std::stod(e.output.substr(pos + 9)), 0.9) << e.output;
   EXPECT_NE(e.output.find("samples 40"), std::string::npos) << e.output;
 
-  Result p = run("predict --run " + path("run") + " --output " + path("pred.csv"));
+  test::CliResult p = run_cli("predict --run " + path("run") + " --output " + path("pred.csv"));
   ASSERT_EQ(p.status, 0) << p.output;
   std::string pred = read_file(path("pred.csv"));
   EXPECT_EQ(pred.rfind("index,prediction,p0,p1\n", 0), 0u);
@@ -73,18 +57,18 @@ TEST_F(Cli, TrainEvalPredictRoundTrip) {
 }
 
 TEST_F(Cli, BadInputGivesAMessageAndAFailingStatus) {
-  Result r = run("train --model resnet9000 --data csv:" + path("data.csv") + " --quiet --output " + path("r"));
+  test::CliResult r = run_cli("train --model resnet9000 --data csv:" + path("data.csv") + " --quiet --output " + path("r"));
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("unknown model 'resnet9000'"), std::string::npos) << r.output;
   write_file_atomic(path("bad.json"), "{\"input_shape\": [2], \"layers\": [");
-  r = run("train --model " + path("bad.json") + " --data csv:" + path("data.csv") + " --quiet --output " + path("r"));
+  r = run_cli("train --model " + path("bad.json") + " --data csv:" + path("data.csv") + " --quiet --output " + path("r"));
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("not valid JSON"), std::string::npos) << r.output;
-  r = run("train --data csv:/nonexistent.csv --quiet --output " + path("r"));
+  r = run_cli("train --data csv:/nonexistent.csv --quiet --output " + path("r"));
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("/nonexistent.csv"), std::string::npos) << r.output;
-  r = run("eval --run " + path("missing"));
+  r = run_cli("eval --run " + path("missing"));
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("run.json"), std::string::npos) << r.output;
-  EXPECT_EQ(run("info").status, 0);
+  EXPECT_EQ(run_cli("info").status, 0);
 }

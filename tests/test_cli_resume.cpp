@@ -1,36 +1,19 @@
 // `anvil train --resume DIR`: an interrupted run continued from its checkpoint ends with the
 // same weights as an uninterrupted one.
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
 
 #include "anvil/core/file.h"
 #include "anvil/io/checkpoint.h"
 #include "anvil/io/safetensors.h"
 #include "support/check.h"
+#include "support/cli.h"
 
 using namespace anvil;
 namespace fs = std::filesystem;
 
-namespace {
-struct Result {
-  int status;
-  std::string output;
-};
-
-Result run_cli(const std::string& args) {
-  std::string cmd = std::string(ANVIL_CLI_PATH) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-  int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
-}  // namespace
+using test::run_cli;
 
 TEST(CliResume, ResumedRunMatchesAnUninterruptedOne) {
   fs::path dir = fs::temp_directory_path() / ("anvil_cli_resume_" + std::to_string(getpid()));
@@ -47,12 +30,12 @@ TEST(CliResume, ResumedRunMatchesAnUninterruptedOne) {
                              " --seed 5 --quiet --output ";
   const std::string a = (dir / "a").string(), b = (dir / "b").string();
 
-  Result ra = run_cli("train " + common + a + " --epochs 4");
+  test::CliResult ra = run_cli("train " + common + a + " --epochs 4");
   ASSERT_EQ(ra.status, 0) << ra.output;
-  Result rb = run_cli("train " + common + b + " --epochs 2");
+  test::CliResult rb = run_cli("train " + common + b + " --epochs 2");
   ASSERT_EQ(rb.status, 0) << rb.output;
   EXPECT_EQ(io::load_checkpoint(b + "/checkpoint.safetensors").epoch, 2);
-  Result rr = run_cli("train --quiet --resume " + b + " --epochs 4");
+  test::CliResult rr = run_cli("train --quiet --resume " + b + " --epochs 4");
   ASSERT_EQ(rr.status, 0) << rr.output;
   EXPECT_EQ(io::load_checkpoint(b + "/checkpoint.safetensors").epoch, 4);
 
@@ -66,7 +49,7 @@ TEST(CliResume, ResumedRunMatchesAnUninterruptedOne) {
   EXPECT_EQ(lines(read_file(a + "/history.csv")), lines(read_file(b + "/history.csv")));
 
   // Resuming a directory without a run fails with a message, not a crash.
-  Result bad = run_cli("train --quiet --resume " + (dir / "nothing").string());
+  test::CliResult bad = run_cli("train --quiet --resume " + (dir / "nothing").string());
   EXPECT_EQ(bad.status, 1) << bad.output;
   EXPECT_NE(bad.output.find("run.json"), std::string::npos) << bad.output;
   fs::remove_all(dir);
