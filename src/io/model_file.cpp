@@ -18,7 +18,7 @@ void save_model(const nn::ModelBuilder& arch, const nn::Module& model, const std
                    {{"format", kFormat}, {"version", kVersion}, {"architecture", arch.to_json().dump()}});
 }
 
-std::shared_ptr<nn::Sequential> load_model(const std::string& path) {
+std::shared_ptr<nn::Module> load_model(const std::string& path, const LoadOptions& options) {
   std::map<std::string, std::string> meta;
   StateDict weights = load_safetensors(path, &meta);
   ANVIL_CHECK(meta["format"] == kFormat, IOError, "load_model: '", path,
@@ -34,6 +34,8 @@ std::shared_ptr<nn::Sequential> load_model(const std::string& path) {
   auto model = nn::ModelBuilder::from_json(arch).build();
   model->load_state_dict(weights);
   model->eval();
+  if (options.dtype) model->to(*options.dtype);
+  model->to(options.device);
   return model;
 }
 
