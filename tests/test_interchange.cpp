@@ -105,3 +105,25 @@ TEST(ModelFile, SavesArchitectureAndWeightsInOneFile) {
   EXPECT_THROW(io::save_model(arch, *other, path), Error);
   unlink(path.c_str());
 }
+
+TEST(ModelFile, LoadsInTheSavedDtypeUnlessAskedForAnother) {
+  manual_seed(3);
+  nn::ModelBuilder arch = cnn_arch();
+  auto model = arch.build();
+  model->eval();
+  model->to(kFloat64);
+  std::string path = temp_path("model64.anvil");
+  io::save_model(arch, *model, path);
+  Tensor x = test::uniform({2, 1, 12, 12}, 6, -1, 1, kFloat64);
+  // float64 weights come back as float64, not rounded through float32.
+  auto back = io::load_model(path);
+  EXPECT_EQ(back->parameters()[0].dtype(), kFloat64);
+  EXPECT_TRUE(equal((*back)(x), (*model)(x)));
+  auto back32 = io::load_model(path, {.dtype = kFloat32});
+  EXPECT_EQ(back32->parameters()[0].dtype(), kFloat32);
+  EXPECT_TRUE(test::all_close((*back32)(x.to(kFloat32)), (*model)(x), 1e-5, 1e-5));
+  // The architecture text is the ModelBuilder JSON, as before.
+  EXPECT_FALSE(io::Architecture(arch).is_registered());
+  EXPECT_EQ(io::Architecture::parse(io::Architecture(arch).dump()).json(), arch.to_json());
+  unlink(path.c_str());
+}
