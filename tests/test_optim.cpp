@@ -271,6 +271,457 @@ TEST(Optim, StateDictContents) {
                                             {"load_state_dict", "3", "2"}));
 }
 
+// ---- fused updates against the former composed ones ----
+
+namespace {
+namespace ref {
+// The optimizers' updates as they were composed from anvil ops before the fused kernels,
+// kept verbatim: the fused CPU update must reproduce them bit for bit (so that checkpoints
+// written before resume exactly).
+Tensor& addcmul_(Tensor& a, const Tensor& b, const Tensor& c, double value) {
+  return add_(a, mul(b, c), value);
+}
+Tensor& addcdiv_(Tensor& a, const Tensor& b, const Tensor& c, double value) {
+  return add_(a, div(b, c), value);
+}
+Tensor& lerp_(Tensor& a, const Tensor& b, double w) {
+  if (w < 0.5) return add_(a, sub(b, a), w);
+  Tensor r = sub(b, mul(sub(b, a), 1.0 - w));
+  a.copy_(r);
+  return a;
+}
+Tensor effective_grad(const Tensor& param, const Tensor& grad, double weight_decay, bool maximize) {
+  Tensor g = maximize ? neg(grad) : grad;
+  if (weight_decay != 0) g = add(g, param, weight_decay);
+  return g;
+}
+
+void sgd(const optim::Options& o, Tensor& p, const Tensor& grad, StateDict& state) {
+  const double momentum = o.at("momentum"), lr = o.at("lr");
+  Tensor g = effective_grad(p, grad, o.at("weight_decay"), o.at("maximize") != 0);
+  if (momentum != 0) {
+    auto it = state.find("momentum_buffer");
+    if (it == state.end()) {
+      it = state.emplace("momentum_buffer", g.clone()).first;
+    } else {
+      mul_(it->second, momentum);
+      add_(it->second, g, 1 - o.at("dampening"));
+    }
+    g = o.at("nesterov") != 0 ? add(g, it->second, momentum) : it->second;
+  }
+  add_(p, g, -lr);
+}
+
+void adam(const optim::Options& o, Tensor& p, const Tensor& grad, StateDict& state,
+          bool decoupled) {
+  const double lr = o.at("lr"), beta1 = o.at("beta1"), beta2 = o.at("beta2"), eps = o.at("eps");
+  const double wd = o.at("weight_decay");
+  const bool amsgrad = o.at("amsgrad") != 0;
+  if (!state.count("exp_avg")) {
+    state["exp_avg"] = zeros_like(p);
+    state["exp_avg_sq"] = zeros_like(p);
+    if (amsgrad) state["max_exp_avg_sq"] = zeros_like(p);
+  }
+  const double step = optim::increment_step(state);
+  Tensor g = o.at("maximize") != 0 ? neg(grad) : grad;
+  if (wd != 0) {
+    if (decoupled)
+      mul_(p, 1 - lr * wd);
+    else
+      g = add(g, p, wd);
+  }
+  Tensor& m = state["exp_avg"];
+  Tensor& v = state["exp_avg_sq"];
+  lerp_(m, g, 1 - beta1);
+  mul_(v, beta2);
+  addcmul_(v, g, g, 1 - beta2);
+  const double step_size = lr / (1 - std::pow(beta1, step));
+  const double bias_correction2_sqrt = std::sqrt(1 - std::pow(beta2, step));
+  Tensor denom;
+  if (amsgrad) {
+    Tensor& vmax = state["max_exp_avg_sq"];
+    vmax.copy_(maximum(vmax, v));
+    denom = add(div(sqrt(vmax), bias_correction2_sqrt), eps);
+  } else {
+    denom = add(div(sqrt(v), bias_correction2_sqrt), eps);
+  }
+  addcdiv_(p, m, denom, -step_size);
+}
+
+void rmsprop(const optim::Options& o, Tensor& p, const Tensor& grad, StateDict& state) {
+  const double lr = o.at("lr"), alpha = o.at("alpha"), eps = o.at("eps");
+  const double momentum = o.at("momentum");
+  const bool centered = o.at("centered") != 0;
+  if (!state.count("square_avg")) {
+    state["square_avg"] = zeros_like(p);
+    if (momentum > 0) state["momentum_buffer"] = zeros_like(p);
+    if (centered) state["grad_avg"] = zeros_like(p);
+  }
+  optim::increment_step(state);
+  Tensor g = effective_grad(p, grad, o.at("weight_decay"), o.at("maximize") != 0);
+  Tensor& v = state["square_avg"];
+  mul_(v, alpha);
+  addcmul_(v, g, g, 1 - alpha);
+  Tensor avg;
+  if (centered) {
+    Tensor& a = state["grad_avg"];
+    lerp_(a, g, 1 - alpha);
+    avg = sqrt(sub(v, mul(a, a)));
+  } else {
+    avg = sqrt(v);
+  }
+  avg = add(avg, eps);
+  if (momentum > 0) {
+    Tensor& b = state["momentum_buffer"];
+    mul_(b, momentum);
+    addcdiv_(b, g, avg, 1.0);
+    add_(p, b, -lr);
+  } else {
+    addcdiv_(p, g, avg, -lr);
+  }
+}
+
+void adagrad(const optim::Options& o, Tensor& p, const Tensor& grad, StateDict& state) {
+  if (!state.count("sum")) {
+    state["step"] = scalar_tensor(0.0, kFloat32);
+    state["sum"] = full_like(p, o.at("initial_accumulator_value"));
+  }
+  const double step = optim::increment_step(state);
+  Tensor g = effective_grad(p, grad, o.at("weight_decay"), o.at("maximize") != 0);
+  const double clr = o.at("lr") / (1 + (step - 1) * o.at("lr_decay"));
+  Tensor& s = state["sum"];
+  addcmul_(s, g, g, 1.0);
+  addcdiv_(p, g, add(sqrt(s), o.at("eps")), -clr);
+}
+
+void adadelta(const optim::Options& o, Tensor& p, const Tensor& grad, StateDict& state) {
+  const double rho = o.at("rho"), eps = o.at("eps");
+  if (!state.count("square_avg")) {
+    state["square_avg"] = zeros_like(p);
+    state["acc_delta"] = zeros_like(p);
+  }
+  optim::increment_step(state);
+  Tensor g = effective_grad(p, grad, o.at("weight_decay"), o.at("maximize") != 0);
+  Tensor& v = state["square_avg"];
+  Tensor& u = state["acc_delta"];
+  mul_(v, rho);
+  addcmul_(v, g, g, 1 - rho);
+  Tensor std_ = sqrt(add(v, eps));
+  Tensor delta = mul(div(sqrt(add(u, eps)), std_), g);
+  mul_(u, rho);
+  addcmul_(u, delta, delta, 1 - rho);
+  add_(p, delta, -o.at("lr"));
+}
+
+void nadam(const optim::Options& o, Tensor& p, const Tensor& grad, StateDict& state) {
+  const double lr = o.at("lr"), beta1 = o.at("beta1"), beta2 = o.at("beta2"), eps = o.at("eps");
+  const double wd = o.at("weight_decay"), momentum_decay = o.at("momentum_decay");
+  if (!state.count("exp_avg")) {
+    state["mu_product"] = scalar_tensor(1.0, kFloat32);
+    state["exp_avg"] = zeros_like(p);
+    state["exp_avg_sq"] = zeros_like(p);
+  }
+  const double step = optim::increment_step(state);
+  const double bias_correction2 = 1 - std::pow(beta2, step);
+  Tensor g = o.at("maximize") != 0 ? neg(grad) : grad;
+  if (wd != 0) {
+    if (o.at("decoupled_weight_decay") != 0)
+      mul_(p, 1 - lr * wd);
+    else
+      g = add(g, p, wd);
+  }
+  const double mu = beta1 * (1.0 - 0.5 * std::pow(0.96, step * momentum_decay));
+  const double mu_next = beta1 * (1.0 - 0.5 * std::pow(0.96, (step + 1) * momentum_decay));
+  Tensor& mu_product_t = state["mu_product"];
+  mul_(mu_product_t, mu);
+  const double mu_product = mu_product_t.item<double>();
+  const double mu_product_next = mu_product * mu_next;
+  Tensor& m = state["exp_avg"];
+  Tensor& v = state["exp_avg_sq"];
+  lerp_(m, g, 1 - beta1);
+  mul_(v, beta2);
+  addcmul_(v, g, g, 1 - beta2);
+  Tensor denom = add(sqrt(div(v, bias_correction2)), eps);
+  addcdiv_(p, g, denom, -lr * (1.0 - mu) / (1.0 - mu_product));
+  addcdiv_(p, m, denom, -lr * mu_next / (1.0 - mu_product_next));
+}
+
+// One composed step of the optimizer `opt` (for its options) over `params` with `grads`.
+void step(const optim::Optimizer& opt, std::vector<Tensor>& params,
+          const std::vector<Tensor>& grads, std::vector<StateDict>& states) {
+  NoGradGuard no_grad;
+  const optim::Options& o = opt.param_groups()[0].options;
+  const std::string& n = opt.name();
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (n == "SGD")
+      sgd(o, params[i], grads[i], states[i]);
+    else if (n == "Adam" || n == "AdamW")
+      adam(o, params[i], grads[i], states[i], n == "AdamW");
+    else if (n == "RMSprop")
+      rmsprop(o, params[i], grads[i], states[i]);
+    else if (n == "Adagrad")
+      adagrad(o, params[i], grads[i], states[i]);
+    else if (n == "Adadelta")
+      adadelta(o, params[i], grads[i], states[i]);
+    else if (n == "NAdam")
+      nadam(o, params[i], grads[i], states[i]);
+    else
+      ADD_FAILURE() << "no reference for " << n;
+  }
+}
+}  // namespace ref
+
+// Every optimizer with options that reach every branch of its update.
+std::vector<MakeOpt> fused_cases() {
+  using namespace optim;
+  return {
+      make<SGD>(SGDOptions{.lr = 0.1}),
+      make<SGD>(SGDOptions{.lr = 0.05, .momentum = 0.9, .dampening = 0.3, .weight_decay = 0.01}),
+      make<SGD>(SGDOptions{
+          .lr = 0.05, .momentum = 0.8, .weight_decay = 0.1, .nesterov = true, .maximize = true}),
+      make<Adam>(AdamOptions{}),
+      make<Adam>(AdamOptions{.lr = 0.02, .beta1 = 0.3, .weight_decay = 0.1, .amsgrad = true}),
+      make<Adam>(
+          AdamOptions{.lr = 0.05, .beta1 = 0.8, .beta2 = 0.99, .eps = 1e-6, .maximize = true}),
+      make<AdamW>(AdamWOptions{.lr = 0.01}),
+      make<AdamW>(AdamWOptions{.lr = 0.05, .weight_decay = 0.3, .amsgrad = true}),
+      make<RMSprop>(RMSpropOptions{}),
+      make<RMSprop>(RMSpropOptions{.lr = 0.01,
+                                   .alpha = 0.3,
+                                   .weight_decay = 0.01,
+                                   .momentum = 0.5,
+                                   .centered = true,
+                                   .maximize = true}),
+      make<RMSprop>(RMSpropOptions{.lr = 0.005, .alpha = 0.9, .momentum = 0.9}),
+      make<Adagrad>(AdagradOptions{.lr = 0.1}),
+      make<Adagrad>(AdagradOptions{.lr = 0.1,
+                                   .lr_decay = 0.01,
+                                   .weight_decay = 0.1,
+                                   .initial_accumulator_value = 0.1,
+                                   .maximize = true}),
+      make<Adadelta>(AdadeltaOptions{}),
+      make<Adadelta>(AdadeltaOptions{.lr = 0.5, .rho = 0.5, .weight_decay = 0.1, .maximize = true}),
+      make<NAdam>(NAdamOptions{}),
+      make<NAdam>(NAdamOptions{
+          .lr = 0.01, .beta1 = 0.4, .weight_decay = 0.1, .momentum_decay = 1e-2, .maximize = true}),
+      make<NAdam>(NAdamOptions{.lr = 0.01, .weight_decay = 0.1, .decoupled_weight_decay = true}),
+  };
+}
+
+// 20 parameters of odd sizes (and shapes) in one group.
+std::vector<Shape> odd_shapes() {
+  return {{1}, {3},   {4097}, {65537},  {2, 3}, {},   {7, 1, 5}, {33},  {1000}, {5, 13},
+          {2}, {127}, {129},  {16, 16}, {4095}, {11}, {1, 1},    {300}, {8, 9}, {0}};
+}
+
+std::vector<Tensor> random_tensors(const std::vector<Shape>& shapes, uint64_t seed, DType dt,
+                                   double lo = -1, double hi = 1) {
+  std::vector<Tensor> out;
+  for (size_t i = 0; i < shapes.size(); ++i)
+    out.push_back(test::uniform(shapes[i], seed * 1000 + i, lo, hi, dt));
+  return out;
+}
+
+// Runs `steps` fused steps and `steps` reference steps from the same start with the same
+// gradients; after `resume_at` steps the fused optimizer is replaced by a new one that loads
+// the reference's state as a state dict (as a checkpoint written before would hold it).
+::testing::AssertionResult fused_matches_composed(const MakeOpt& make_opt, DType dt, int steps,
+                                                  int resume_at = -1) {
+  const auto shapes = odd_shapes();
+  std::vector<Tensor> fused, reference = random_tensors(shapes, 7, dt);
+  for (const auto& t : reference) fused.push_back(t.clone().requires_grad_());
+  auto opt = make_opt(fused);
+  std::vector<StateDict> states(shapes.size());
+  if (opt->name() == "Adagrad")
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      states[i]["step"] = scalar_tensor(0.0, kFloat32);
+      states[i]["sum"] = full_like(reference[i], opt->defaults().at("initial_accumulator_value"));
+    }
+  for (int s = 0; s < steps; ++s) {
+    if (s == resume_at) {
+      StateDict sd = opt->state_dict();
+      for (size_t i = 0; i < shapes.size(); ++i)
+        for (const auto& [k, v] : states[i]) sd[detail::cat("state.", i, ".", k)] = v.clone();
+      std::vector<Tensor> copies;
+      for (size_t i = 0; i < shapes.size(); ++i)
+        copies.push_back(reference[i].clone().requires_grad_());
+      fused = copies;
+      opt = make_opt(fused);
+      opt->load_state_dict(sd);
+    }
+    auto grads = random_tensors(shapes, 100 + s, dt, -2, 2);
+    for (size_t i = 0; i < shapes.size(); ++i) fused[i].set_grad(grads[i].clone());
+    opt->step();
+    ref::step(*opt, reference, grads, states);
+  }
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    if (!equal(fused[i].detach(), reference[i]))
+      return ::testing::AssertionFailure()
+             << opt->name() << ": parameter " << i
+             << " differs: " << test::all_close(fused[i].detach(), reference[i], 0, 0).message();
+    for (const auto& [k, v] : states[i]) {
+      const Tensor& got = opt->state(fused[i]).at(k);
+      if (!equal(got, v))
+        return ::testing::AssertionFailure()
+               << opt->name() << ": state." << i << "." << k << " differs: " << got << " vs " << v;
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+}  // namespace
+
+TEST(OptimFused, MatchesComposedUpdatesBitForBit) {
+  for (const auto& make_opt : fused_cases()) {
+    EXPECT_TRUE(fused_matches_composed(make_opt, kFloat32, 5));
+    EXPECT_TRUE(fused_matches_composed(make_opt, kFloat64, 3));
+  }
+}
+
+TEST(OptimFused, ResumesFromComposedStateBitForBit) {
+  for (const auto& make_opt : fused_cases())
+    EXPECT_TRUE(fused_matches_composed(make_opt, kFloat32, 6, 3));
+}
+
+TEST(OptimFused, LearningRateTensorFollowsPrepareStep) {
+  Params p = fresh(problem());
+  optim::Adam opt(p.list(), {.lr = 0.1});
+  Tensor lr = opt.lr_tensor(0, kCPU);
+  EXPECT_EQ(lr.dtype(), kFloat64);
+  EXPECT_EQ(lr.dim(), 0);
+  EXPECT_EQ(lr.item<double>(), 0.1);
+  opt.set_lr(0.25);
+  EXPECT_EQ(lr.item<double>(), 0.1);  // not yet pushed
+  opt.prepare_step();
+  EXPECT_EQ(lr.item<double>(), 0.25);
+  opt.param_groups()[0].options["lr"] = 0.125;  // as schedulers do
+  run_steps(opt, problem(), p, 1);              // step() pushes it first
+  EXPECT_EQ(lr.item<double>(), 0.125);
+  EXPECT_TRUE(opt.lr_tensor(0, kCPU).is_same(lr));  // one tensor, written in place
+  // Written only when the host value changed: a value poked into the tensor survives.
+  lr.fill_(0.5);
+  opt.prepare_step();
+  EXPECT_EQ(lr.item<double>(), 0.5);
+  EXPECT_TRUE(test::throws_with<ValueError>([&] { opt.lr_tensor(3, kCPU); }, {"lr_tensor", "3"}));
+}
+
+TEST(OptimFused, LearningRateChangeBetweenStepsTakesEffect) {
+  const auto shapes = odd_shapes();
+  std::vector<Tensor> fused, reference = random_tensors(shapes, 9, kFloat32);
+  for (const auto& t : reference) fused.push_back(t.clone().requires_grad_());
+  optim::SGD opt(fused, {.lr = 0.1, .momentum = 0.9});
+  std::vector<StateDict> states(shapes.size());
+  for (int s = 0; s < 4; ++s) {
+    if (s == 2) opt.set_lr(0.01);
+    auto grads = random_tensors(shapes, 200 + s, kFloat32);
+    for (size_t i = 0; i < shapes.size(); ++i) fused[i].set_grad(grads[i]);
+    opt.step();
+    ref::step(opt, reference, grads, states);
+  }
+  for (size_t i = 0; i < shapes.size(); ++i) EXPECT_TRUE(equal(fused[i].detach(), reference[i]));
+}
+
+TEST(OptimFused, HyperVersion) {
+  Params p = fresh(problem());
+  optim::Adam opt(p.list(), {.lr = 0.1});
+  const uint64_t v0 = opt.hyper_version();
+  run_steps(opt, problem(), p, 2);
+  opt.set_lr(0.01);  // the learning rate is read on the device: no recapture needed
+  opt.prepare_step();
+  EXPECT_EQ(opt.hyper_version(), v0);
+  opt.param_groups()[0].options["beta1"] = 0.5;
+  const uint64_t v1 = opt.hyper_version();
+  EXPECT_NE(v1, v0);
+  EXPECT_EQ(opt.hyper_version(), v1);
+  opt.add_param_group({{zeros({2}).requires_grad_()}, {}});
+  const uint64_t v2 = opt.hyper_version();
+  EXPECT_NE(v2, v1);
+  optim::Adam other(p.list(), {.lr = 0.1});
+  other.add_param_group({{zeros({2}).requires_grad_()}, {}});
+  other.load_state_dict(opt.state_dict());
+  const uint64_t v3 = other.hyper_version();
+  other.load_state_dict(opt.state_dict());
+  EXPECT_NE(other.hyper_version(), v3);
+}
+
+TEST(OptimFused, StateLayout) {
+  Params p = fresh(problem());
+  optim::NAdam opt(p.list(), {});
+  run_steps(opt, problem(), p, 2);
+  const StateDict& s = opt.state(p.W);
+  for (const char* k : {"step", "mu_product"}) {
+    EXPECT_EQ(s.at(k).dtype(), kFloat32) << k;
+    EXPECT_EQ(s.at(k).dim(), 0) << k;
+  }
+  EXPECT_EQ(s.at("step").item<double>(), 2);
+  // 16-bit parameters keep float32 state and follow a float32 run closely.
+  for (DType dt : {kBFloat16, kFloat16}) {
+    Problem pb = problem();
+    Params a = fresh(pb);
+    Params h{pb.W0.to(dt).requires_grad_(), pb.b0.to(dt).requires_grad_(),
+             zeros({4}, dt).requires_grad_()};
+    optim::Adam oa(a.list(), {.lr = 0.01}), oh(h.list(), {.lr = 0.01});
+    for (int i = 0; i < 5; ++i) {
+      auto grads = random_tensors({{3, 2}, {2}}, 300 + i, kFloat32);
+      a.W.set_grad(grads[0]);
+      a.b.set_grad(grads[1]);
+      h.W.set_grad(grads[0].to(dt));
+      h.b.set_grad(grads[1].to(dt));
+      oa.step();
+      oh.step();
+    }
+    EXPECT_EQ(oh.state(h.W).at("exp_avg").dtype(), kFloat32);
+    EXPECT_TRUE(test::all_close(h.W.detach().to(kFloat32), a.W.detach(), 1e-2, 1e-2));
+    EXPECT_TRUE(test::all_close(oh.state(h.W).at("exp_avg_sq"), oa.state(a.W).at("exp_avg_sq"),
+                                2e-2, 1e-6));
+  }
+}
+
+TEST(OptimFused, StridedParameterAndMismatchedGradient) {
+  // A non-contiguous leaf is updated through a dense copy written back.
+  Tensor base = test::uniform({4, 3}, 41, -1, 1, kFloat32);
+  Tensor w = base.t().detach().requires_grad_();
+  ASSERT_FALSE(w.is_contiguous());
+  Tensor reference = w.detach().clone();
+  optim::SGD opt({w}, {.lr = 0.1, .momentum = 0.5});
+  std::vector<StateDict> states(1);
+  std::vector<Tensor> refs{reference};
+  for (int s = 0; s < 3; ++s) {
+    Tensor g = test::uniform({3, 4}, 50 + s, -1, 1, kFloat32);
+    w.set_grad(g);
+    opt.step();
+    ref::step(opt, refs, {g}, states);
+  }
+  EXPECT_TRUE(equal(w.detach(), refs[0]));
+  EXPECT_TRUE(equal(base.t(), refs[0]));  // the update landed in the original storage
+  Tensor v = zeros({2}).requires_grad_();
+  optim::Adam adam({v});
+  v.set_grad(zeros({2}, kFloat64));
+  EXPECT_TRUE(test::throws_with<ValueError>([&] { adam.step(); }, {"Adam", "gradient", "float64"}));
+}
+
+TEST(Optim, ClipGradNormManyTensors) {
+  // Chunked partial sums over many odd tensors, against a float64 computation.
+  const auto shapes = odd_shapes();
+  for (double p : {2.0, 1.0, 3.0, double(INFINITY)}) {
+    auto grads = random_tensors(shapes, 61, kFloat32, -3, 3);
+    std::vector<Tensor> params;
+    double acc = 0;
+    for (const auto& g : grads) {
+      params.push_back(zeros(g.shape()).requires_grad_());
+      params.back().set_grad(g.clone());
+      for (double x : g.to(kFloat64).reshape({-1}).to_vector<double>())
+        acc = std::isinf(p) ? std::max(acc, std::abs(x)) : acc + std::pow(std::abs(x), p);
+    }
+    const double want = std::isinf(p) ? acc : std::pow(acc, 1 / p);
+    Tensor total = optim::clip_grad_norm_(params, 1.5, p);
+    EXPECT_EQ(total.dtype(), kFloat32);
+    EXPECT_NEAR(total.item<double>(), want, 1e-6 * want) << p;
+    const float coef = std::min(1.5f / (float(want) + 1e-6f), 1.0f);
+    for (size_t i = 0; i < grads.size(); ++i)
+      EXPECT_TRUE(test::all_close(params[i].grad(), mul(grads[i], double(coef)), 1e-6, 1e-7));
+  }
+}
+
 // ---- L-BFGS ----
 
 namespace {

@@ -1,8 +1,7 @@
 #include "anvil/optim/adadelta.h"
 
 #include "anvil/core/error.h"
-#include "anvil/ops/creation.h"
-#include "inplace.h"
+#include "fused_step.h"
 
 namespace anvil::optim {
 
@@ -26,23 +25,17 @@ void Adadelta::validate(const Options& o) const {
               "Adadelta: invalid rho value: expected rho in [0, 1], got ", o.at("rho"));
 }
 
-void Adadelta::update(const Options& o, Tensor& p, const Tensor& grad, StateDict& state) {
-  const double rho = o.at("rho"), eps = o.at("eps");
-  if (!state.count("square_avg")) {
-    state["square_avg"] = zeros_like(p);
-    state["acc_delta"] = zeros_like(p);
-  }
-  increment_step(state);
-  Tensor g = impl::effective_grad(p, grad, o.at("weight_decay"), o.at("maximize") != 0);
-  Tensor& v = state["square_avg"];
-  Tensor& u = state["acc_delta"];
-  mul_(v, rho);
-  impl::addcmul_(v, g, g, 1 - rho);
-  Tensor std_ = sqrt(add(v, eps));
-  Tensor delta = mul(div(sqrt(add(u, eps)), std_), g);
-  mul_(u, rho);
-  impl::addcmul_(u, delta, delta, 1 - rho);
-  add_(p, delta, -o.at("lr"));
+void Adadelta::update_group(size_t group, const std::vector<Tensor>& params) {
+  const Options& o = groups_[group].options;
+  backend::OptimHyper h;
+  h.kind = backend::OptimKind::Adadelta;
+  h.rho = o.at("rho");
+  h.eps = o.at("eps");
+  h.weight_decay = o.at("weight_decay");
+  h.maximize = fused::flag(o, "maximize");
+  fused::FusedStep step(name_, h, {"square_avg", "acc_delta", nullptr});
+  for (const Tensor& p : params) step.add(p, mutable_state(p));
+  step.run([&](Device d) { return lr_tensor(group, d); });
 }
 
 }  // namespace anvil::optim

@@ -2,7 +2,7 @@
 
 #include "anvil/core/error.h"
 #include "anvil/ops/creation.h"
-#include "inplace.h"
+#include "fused_step.h"
 
 namespace anvil::optim {
 
@@ -17,11 +17,13 @@ Adagrad::Adagrad(std::vector<ParamGroup> groups, AdagradOptions o)
                             {"eps", o.eps},
                             {"maximize", o.maximize}}) {
   init(std::move(groups));
+  // As in PyTorch, the state exists from the start (on the parameter's device).
   for (const auto& g : groups_)
     for (const auto& p : g.params) {
       StateDict& s = mutable_state(p);
-      s["step"] = scalar_tensor(0.0, kFloat32);
-      s["sum"] = full_like(p, g.options.at("initial_accumulator_value"));
+      s["step"] = zeros({}, TensorOptions(kFloat32).device(p.device()));
+      s["sum"] = full(p.shape(), g.options.at("initial_accumulator_value"),
+                      TensorOptions(backend::optim_state_dtype(p.dtype())).device(p.device()));
     }
 }
 
@@ -31,14 +33,18 @@ void Adagrad::validate(const Options& o) const {
                 " >= 0, got ", o.at(k));
 }
 
-void Adagrad::update(const Options& o, Tensor& p, const Tensor& grad, StateDict& state) {
-  if (!state.count("sum")) state["sum"] = full_like(p, o.at("initial_accumulator_value"));
-  const double step = increment_step(state);
-  Tensor g = impl::effective_grad(p, grad, o.at("weight_decay"), o.at("maximize") != 0);
-  const double clr = o.at("lr") / (1 + (step - 1) * o.at("lr_decay"));
-  Tensor& s = state["sum"];
-  impl::addcmul_(s, g, g, 1.0);
-  impl::addcdiv_(p, g, add(sqrt(s), o.at("eps")), -clr);
+void Adagrad::update_group(size_t group, const std::vector<Tensor>& params) {
+  const Options& o = groups_[group].options;
+  backend::OptimHyper h;
+  h.kind = backend::OptimKind::Adagrad;
+  h.lr_decay = o.at("lr_decay");
+  h.eps = o.at("eps");
+  h.weight_decay = o.at("weight_decay");
+  h.maximize = fused::flag(o, "maximize");
+  fused::FusedStep step(name_, h, {"sum", nullptr, nullptr});
+  step.initial_value = o.at("initial_accumulator_value");  // for parameters added later
+  for (const Tensor& p : params) step.add(p, mutable_state(p));
+  step.run([&](Device d) { return lr_tensor(group, d); });
 }
 
 }  // namespace anvil::optim

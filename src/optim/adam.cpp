@@ -1,10 +1,8 @@
 #include "anvil/optim/adam.h"
 
-#include <cmath>
-
 #include "anvil/core/error.h"
-#include "anvil/ops/creation.h"
-#include "inplace.h"
+#include "check_options.h"
+#include "fused_step.h"
 
 namespace anvil::optim {
 
@@ -57,42 +55,21 @@ AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options)
 
 void Adam::validate(const Options& o) const { check_adam_options(name_, o); }
 
-void Adam::update(const Options& o, Tensor& p, const Tensor& grad, StateDict& state) {
-  const double lr = o.at("lr"), beta1 = o.at("beta1"), beta2 = o.at("beta2"), eps = o.at("eps");
-  const double wd = o.at("weight_decay");
-  const bool amsgrad = o.at("amsgrad") != 0;
-  if (!state.count("exp_avg")) {
-    state["exp_avg"] = zeros_like(p);
-    state["exp_avg_sq"] = zeros_like(p);
-    if (amsgrad) state["max_exp_avg_sq"] = zeros_like(p);
-  }
-  const double step = increment_step(state);
-  Tensor g = o.at("maximize") != 0 ? neg(grad) : grad;
-  if (wd != 0) {
-    if (decoupled_)
-      mul_(p, 1 - lr * wd);
-    else
-      g = add(g, p, wd);
-  }
-  Tensor& m = state["exp_avg"];
-  Tensor& v = state["exp_avg_sq"];
-  impl::lerp_(m, g, 1 - beta1);
-  mul_(v, beta2);
-  impl::addcmul_(v, g, g, 1 - beta2);
-  const double bias_correction1 = 1 - std::pow(beta1, step);
-  const double bias_correction2 = 1 - std::pow(beta2, step);
-  const double step_size = lr / bias_correction1;
-  const double bias_correction2_sqrt = std::sqrt(bias_correction2);
-  Tensor denom;
-  if (amsgrad) {
-    auto it = state.find("max_exp_avg_sq");
-    if (it == state.end()) it = state.emplace("max_exp_avg_sq", zeros_like(p)).first;
-    it->second.copy_(maximum(it->second, v));
-    denom = add(div(sqrt(it->second), bias_correction2_sqrt), eps);
-  } else {
-    denom = add(div(sqrt(v), bias_correction2_sqrt), eps);
-  }
-  impl::addcdiv_(p, m, denom, -step_size);
+void Adam::update_group(size_t group, const std::vector<Tensor>& params) {
+  const Options& o = groups_[group].options;
+  backend::OptimHyper h;
+  h.kind = backend::OptimKind::Adam;
+  h.beta1 = o.at("beta1");
+  h.beta2 = o.at("beta2");
+  h.eps = o.at("eps");
+  h.weight_decay = o.at("weight_decay");
+  h.amsgrad = fused::flag(o, "amsgrad");
+  h.maximize = fused::flag(o, "maximize");
+  h.decoupled = decoupled_;
+  fused::FusedStep step(name_, h,
+                        {"exp_avg", "exp_avg_sq", h.amsgrad ? "max_exp_avg_sq" : nullptr});
+  for (const Tensor& p : params) step.add(p, mutable_state(p));
+  step.run([&](Device d) { return lr_tensor(group, d); });
 }
 
 }  // namespace anvil::optim

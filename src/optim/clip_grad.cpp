@@ -6,19 +6,9 @@
 #include "anvil/core/error.h"
 #include "anvil/ops/creation.h"
 #include "anvil/ops/elementwise.h"
-#include "anvil/ops/join.h"
-#include "anvil/ops/reduction.h"
+#include "backend/optim_kernels.h"
 
 namespace anvil::optim {
-
-namespace {
-Tensor norm(const Tensor& g, double p) {
-  if (std::isinf(p)) return max(abs(g));
-  if (p == 2) return sqrt(sum(mul(g, g)));
-  if (p == 1) return sum(abs(g));
-  return pow(sum(pow(abs(g), p)), 1.0 / p);
-}
-}  // namespace
 
 Tensor clip_grad_norm_(const std::vector<Tensor>& params, double max_norm, double norm_type,
                        bool error_if_nonfinite) {
@@ -29,18 +19,31 @@ Tensor clip_grad_norm_(const std::vector<Tensor>& params, double max_norm, doubl
   for (const auto& p : params)
     if (p.grad().defined()) grads.push_back(p.grad());
   if (grads.empty()) return scalar_tensor(0.0);
-  std::vector<Tensor> norms;
-  for (const auto& g : grads) norms.push_back(norm(g, norm_type));
-  Tensor total = norm(stack(norms), norm_type);
+  const Device device = grads[0].device();
+  DType dtype = grads[0].dtype();
+  for (const auto& g : grads) {
+    ANVIL_CHECK(g.device() == device, DeviceError,
+                "clip_grad_norm_: expected every gradient on one device, got ", device.str(),
+                " and ", g.device().str());
+    dtype = promote_types(dtype, g.dtype());
+  }
+  // The kernels take dense tensors; a strided gradient is scaled in a copy written back.
+  std::vector<Tensor> dense;
+  for (const auto& g : grads) dense.push_back(g.contiguous());
+  // Two multi-tensor passes on the device: the norm, then the scaling by a coefficient the
+  // device computes from it. No host round trip.
+  Tensor total = Tensor::empty({}, TensorOptions(dtype).device(device));
+  backend::grad_norm_kernels[device](dense, norm_type, total);
   if (error_if_nonfinite) {
+    // Needs the value on the host: the one synchronisation, only when asked for.
     const double v = total.item<double>();
     ANVIL_CHECK(std::isfinite(v), ValueError, "clip_grad_norm_: the total norm of order ",
                 norm_type, " of the gradients is ", v,
                 ", so they cannot be clipped (pass error_if_nonfinite = false to clip anyway)");
   }
-  // The coefficient stays on the device: no host round trip.
-  Tensor coef = clamp_max(div(full_like(total, max_norm), add(total, 1e-6)), 1.0);
-  for (auto& g : grads) mul_(g, coef.to(g.dtype()));
+  backend::grad_scale_kernels[device](dense, total, max_norm);
+  for (size_t i = 0; i < grads.size(); ++i)
+    if (!dense[i].is_same(grads[i])) grads[i].copy_(dense[i]);
   return total;
 }
 

@@ -7,9 +7,9 @@
 #include "anvil/autograd/grad_mode.h"
 #include "anvil/core/error.h"
 #include "anvil/ops/creation.h"
+#include "anvil/ops/elementwise.h"
 #include "anvil/ops/join.h"
 #include "anvil/ops/reduction.h"
-#include "inplace.h"
 
 namespace anvil::optim {
 
@@ -196,7 +196,10 @@ void LBFGS::validate(const Options& o) const {
               "group");
 }
 
-void LBFGS::update(const Options&, Tensor&, const Tensor&, StateDict&) { step(); }
+// L-BFGS keeps its composed implementation: it needs the closure, and its line search and
+// history decide on the host from the loss and gradient dot products, so there is no fused
+// update (nor a graph-capturable one). The base step() never gets here (step() throws).
+void LBFGS::update_group(size_t, const std::vector<Tensor>&) { step(); }
 
 void LBFGS::step() {
   throw ValueError(

@@ -1,10 +1,12 @@
 #include "anvil/optim/optimizer.h"
 
+#include <bit>
 #include <set>
 
 #include "anvil/autograd/grad_mode.h"
 #include "anvil/core/error.h"
 #include "anvil/ops/creation.h"
+#include "backend/optim_kernels.h"
 
 namespace anvil::optim {
 
@@ -52,12 +54,53 @@ void Optimizer::add_param_group(ParamGroup group) {
 
 void Optimizer::step() {
   NoGradGuard no_grad;
-  for (auto& g : groups_)
-    for (auto& p : g.params) {
-      const Tensor& grad = p.grad();
-      if (!grad.defined()) continue;
-      update(g.options, p, grad, state_[p.impl()]);
-    }
+  prepare_step();
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    std::vector<Tensor> params;
+    for (const auto& p : groups_[g].params)
+      if (p.grad().defined()) params.push_back(p);
+    if (!params.empty()) update_group(g, params);
+  }
+}
+
+void Optimizer::prepare_step() {
+  NoGradGuard no_grad;
+  for (size_t g = 0; g < lr_tensors_.size() && g < groups_.size(); ++g) {
+    const double lr = groups_[g].options.at("lr");
+    for (auto& d : lr_tensors_[g])
+      // Bitwise, so that a NaN learning rate is written once, not on every call.
+      if (std::bit_cast<uint64_t>(d.written) != std::bit_cast<uint64_t>(lr)) {
+        d.value.fill_(lr);
+        d.written = lr;
+      }
+  }
+}
+
+uint64_t Optimizer::hyper_version() const {
+  std::vector<GroupShape> now;
+  for (const auto& g : groups_) {
+    GroupShape s{g.options, {}};
+    s.options.erase("lr");
+    for (const auto& p : g.params) s.params.push_back(p.impl());
+    now.push_back(std::move(s));
+  }
+  if (now != seen_groups_) {
+    seen_groups_ = std::move(now);
+    ++hyper_version_;
+  }
+  return hyper_version_;
+}
+
+Tensor Optimizer::lr_tensor(size_t group, Device device) {
+  ANVIL_CHECK(group < groups_.size(), ValueError, name_, ".lr_tensor: group ", group,
+              " does not exist (the optimizer has ", groups_.size(), ")");
+  if (lr_tensors_.size() < groups_.size()) lr_tensors_.resize(groups_.size());
+  for (const auto& d : lr_tensors_[group])
+    if (d.device == device) return d.value;
+  const double lr = groups_[group].options.at("lr");
+  NoGradGuard no_grad;
+  lr_tensors_[group].push_back({device, full({}, lr, TensorOptions(kFloat64).device(device)), lr});
+  return lr_tensors_[group].back().value;
 }
 
 Tensor Optimizer::step(const std::function<Tensor()>& closure) {
@@ -158,15 +201,17 @@ void Optimizer::load_state_dict(const StateDict& sd) {
                 " names parameter ", i, " but the optimizer has ", params.size());
     const Tensor& p = params[size_t(i)];
     const Tensor& t = it->second;
-    // Buffers shaped like the parameter follow its device and dtype; counters keep theirs.
+    // Buffers shaped like the parameter follow its device and take its state dtype (float32
+    // for 16-bit parameters); counters keep their dtype but move to its device too.
     Tensor v = (t.is_floating_point() && t.shape() == p.shape() && t.dim() > 0)
-                   ? t.to(p.device(), p.dtype())
+                   ? t.to(p.device(), backend::optim_state_dtype(p.dtype()))
                    : t.to(p.device());
     if (v.is_same(t)) v = t.clone();
     state[p.impl()][rest.substr(dot + 1)] = v.detach();
   }
   for (size_t g = 0; g < n_groups; ++g) groups_[g].options = std::move(options[g]);
   state_ = std::move(state);
+  ++hyper_version_;  // the state a captured step wrote to is gone
 }
 
 double increment_step(StateDict& state) {

@@ -1,8 +1,7 @@
 #include "anvil/optim/rmsprop.h"
 
 #include "anvil/core/error.h"
-#include "anvil/ops/creation.h"
-#include "inplace.h"
+#include "fused_step.h"
 
 namespace anvil::optim {
 
@@ -26,37 +25,21 @@ void RMSprop::validate(const Options& o) const {
                 " >= 0, got ", o.at(k));
 }
 
-void RMSprop::update(const Options& o, Tensor& p, const Tensor& grad, StateDict& state) {
-  const double lr = o.at("lr"), alpha = o.at("alpha"), eps = o.at("eps");
-  const double momentum = o.at("momentum");
-  const bool centered = o.at("centered") != 0;
-  if (!state.count("square_avg")) {
-    state["square_avg"] = zeros_like(p);
-    if (momentum > 0) state["momentum_buffer"] = zeros_like(p);
-    if (centered) state["grad_avg"] = zeros_like(p);
-  }
-  increment_step(state);
-  Tensor g = impl::effective_grad(p, grad, o.at("weight_decay"), o.at("maximize") != 0);
-  Tensor& v = state["square_avg"];
-  mul_(v, alpha);
-  impl::addcmul_(v, g, g, 1 - alpha);
-  Tensor avg;
-  if (centered) {
-    Tensor& a = state["grad_avg"];
-    impl::lerp_(a, g, 1 - alpha);
-    avg = sqrt(sub(v, mul(a, a)));
-  } else {
-    avg = sqrt(v);
-  }
-  avg = add(avg, eps);
-  if (momentum > 0) {
-    Tensor& b = state["momentum_buffer"];
-    mul_(b, momentum);
-    impl::addcdiv_(b, g, avg, 1.0);
-    add_(p, b, -lr);
-  } else {
-    impl::addcdiv_(p, g, avg, -lr);
-  }
+void RMSprop::update_group(size_t group, const std::vector<Tensor>& params) {
+  const Options& o = groups_[group].options;
+  backend::OptimHyper h;
+  h.kind = backend::OptimKind::RMSprop;
+  h.alpha = o.at("alpha");
+  h.eps = o.at("eps");
+  h.weight_decay = o.at("weight_decay");
+  h.momentum = o.at("momentum");
+  h.centered = fused::flag(o, "centered");
+  h.maximize = fused::flag(o, "maximize");
+  fused::FusedStep step(name_, h,
+                        {"square_avg", h.momentum > 0 ? "momentum_buffer" : nullptr,
+                         h.centered ? "grad_avg" : nullptr});
+  for (const Tensor& p : params) step.add(p, mutable_state(p));
+  step.run([&](Device d) { return lr_tensor(group, d); });
 }
 
 }  // namespace anvil::optim

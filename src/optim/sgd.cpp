@@ -1,7 +1,7 @@
 #include "anvil/optim/sgd.h"
 
 #include "anvil/core/error.h"
-#include "inplace.h"
+#include "fused_step.h"
 
 namespace anvil::optim {
 
@@ -37,20 +37,19 @@ void SGD::validate(const Options& o) const {
                 o.at("momentum"), ", dampening=", o.at("dampening"));
 }
 
-void SGD::update(const Options& o, Tensor& p, const Tensor& grad, StateDict& state) {
-  const double momentum = o.at("momentum"), lr = o.at("lr");
-  Tensor g = impl::effective_grad(p, grad, o.at("weight_decay"), o.at("maximize") != 0);
-  if (momentum != 0) {
-    auto it = state.find("momentum_buffer");
-    if (it == state.end()) {
-      it = state.emplace("momentum_buffer", g.clone()).first;
-    } else {
-      mul_(it->second, momentum);
-      add_(it->second, g, 1 - o.at("dampening"));
-    }
-    g = o.at("nesterov") != 0 ? add(g, it->second, momentum) : it->second;
-  }
-  add_(p, g, -lr);
+void SGD::update_group(size_t group, const std::vector<Tensor>& params) {
+  const Options& o = groups_[group].options;
+  backend::OptimHyper h;
+  h.kind = backend::OptimKind::SGD;
+  h.momentum = o.at("momentum");
+  h.dampening = o.at("dampening");
+  h.weight_decay = o.at("weight_decay");
+  h.nesterov = fused::flag(o, "nesterov");
+  h.maximize = fused::flag(o, "maximize");
+  fused::FusedStep step(name_, h,
+                        {h.momentum != 0 ? "momentum_buffer" : nullptr, nullptr, nullptr});
+  for (const Tensor& p : params) step.add(p, mutable_state(p));
+  step.run([&](Device d) { return lr_tensor(group, d); });
 }
 
 }  // namespace anvil::optim

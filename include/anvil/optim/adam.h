@@ -39,7 +39,7 @@ class Adam : public Optimizer {
  protected:
   Adam(std::string name, Options defaults, bool decoupled);
   void validate(const Options& o) const override;
-  void update(const Options& group, Tensor& param, const Tensor& grad, StateDict& state) override;
+  void update_group(size_t group, const std::vector<Tensor>& params) override;
 
  private:
   bool decoupled_ = false;

@@ -9,9 +9,13 @@ namespace anvil::optim {
 
 // Scales all gradients by min(1, max_norm / (total_norm + 1e-6)), where total_norm is the
 // norm_type-norm of all gradients taken together (norm_type > 0, or INFINITY for the largest
-// absolute value). Returns total_norm (before clipping) as a 0-dim tensor; 0 when no parameter
-// has a gradient. With error_if_nonfinite, throws ValueError when the norm is nan or inf.
-// Throws ValueError for norm_type <= 0.
+// absolute value). Returns total_norm (before clipping) as a 0-dim tensor on the gradients'
+// device, in their (promoted) dtype; a CPU float32 0 when no parameter has a gradient.
+// The norm (accumulated in double, in a fixed order) and the coefficient are computed on the
+// device by multi-tensor kernels, so it does not synchronise with the host and can be captured
+// in a CUDA graph, except with error_if_nonfinite: that reads the norm on the host (one
+// synchronisation) and throws ValueError when it is nan or inf. Gradients must share a device
+// (DeviceError otherwise). Throws ValueError for norm_type <= 0.
 Tensor clip_grad_norm_(const std::vector<Tensor>& params, double max_norm, double norm_type = 2.0,
                        bool error_if_nonfinite = false);
 

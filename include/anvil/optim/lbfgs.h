@@ -12,6 +12,9 @@
 // Memory: keeps history_size pairs of flat vectors. State (under the first parameter):
 // "func_evals", "n_iter", "d", "t", "H_diag", "prev_flat_grad", "prev_loss" and the history
 // "old_dirs.<k>", "old_stps.<k>", "ro.<k>".
+//
+// Unlike the other optimizers it is not fused and cannot be captured in a CUDA graph: each
+// step evaluates the closure and decides its line search on the host.
 #pragma once
 #include <optional>
 #include <string>
@@ -43,7 +46,7 @@ class LBFGS : public Optimizer {
 
  protected:
   void validate(const Options& o) const override;
-  void update(const Options& group, Tensor& param, const Tensor& grad, StateDict& state) override;
+  void update_group(size_t group, const std::vector<Tensor>& params) override;
 
  private:
   Tensor gather_flat_grad() const;

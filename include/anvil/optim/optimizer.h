@@ -3,8 +3,16 @@
 // An optimizer holds parameter groups (each a list of leaf tensors with requires_grad and
 // the hyper-parameters that apply to them) and per-parameter state (momentum buffers,
 // moment estimates, step counts). step() updates every parameter that has a gradient, in
-// place under NoGradGuard with anvil ops, so it runs on whatever device the parameters live
-// on; parameters without a gradient are skipped, as in PyTorch.
+// place, on whatever device the parameters live on; parameters without a gradient are
+// skipped, as in PyTorch. The update of a group is fused: one kernel call per device and
+// dtype for all its parameters (on CUDA, multi-tensor kernels), not a chain of ops each.
+//
+// CUDA graphs: step() synchronises nothing with the host, and what changes from step to
+// step is read on the device: each group's learning rate lives in a 0-dim float64 tensor the
+// optimizer owns (lr_tensor()), which prepare_step() refreshes when the host value changed;
+// step counters ("step", 0-dim float32 on the parameter's device) and NAdam's mu_product
+// advance on the device. Other hyper-parameters are baked into a captured step: when
+// hyper_version() changes, capture again. State of float16/bfloat16 parameters is float32.
 //
 // Hyper-parameters are numbers keyed by PyTorch's names ("lr", "momentum", "weight_decay",
 // ...); Adam-style betas are "beta1" and "beta2"; flags (nesterov, amsgrad, centered,
@@ -14,6 +22,7 @@
 //   optim::Adam opt({{{w1, b1}, {{"lr", 1e-2}}}, {{w2, b2}, {}}});  // two groups
 //   loss.backward(); opt.step(); opt.zero_grad();
 #pragma once
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -50,6 +59,21 @@ class Optimizer {
   // Drops every parameter's gradient (PyTorch's zero_grad(set_to_none=True)).
   void zero_grad();
 
+  // Writes each group's learning rate into its device tensors where the host value
+  // (options["lr"], as set_lr() and schedulers change it) differs from the last one written:
+  // one small asynchronous write per change, nothing otherwise, so calling it inside a
+  // captured step captures nothing. step() calls it first; call it before replaying a graph
+  // that contains step().
+  void prepare_step();
+  // Changes whenever a captured step would go stale other than by its learning rate: an option
+  // other than lr changed (however it was changed), a group or parameter was added or removed,
+  // or load_state_dict() replaced the state. Compare it with the value seen at capture time.
+  uint64_t hyper_version() const;
+  // Group `group`'s learning rate as a 0-dim float64 tensor on `device` (float64 so that the
+  // device computes with exactly the host's value), created on first use and owned by the
+  // optimizer; the fused updates read it there. Throws ValueError for a bad group index.
+  Tensor lr_tensor(size_t group, Device device);
+
   // Adds a group; options it lacks are taken from the defaults. Throws ValueError for a
   // parameter already in another group, an unknown option name or a bad value.
   void add_param_group(ParamGroup group);
@@ -81,9 +105,10 @@ class Optimizer {
   void init(std::vector<ParamGroup> groups);
   // Throws ValueError for a bad option value (messages name the optimizer and the value).
   virtual void validate(const Options& options) const {}
-  // Updates one parameter in place from its gradient; called under NoGradGuard.
-  virtual void update(const Options& group, Tensor& param, const Tensor& grad,
-                      StateDict& state) = 0;
+  // Updates the parameters of group `group` that have a gradient (`params`, in group order)
+  // in place, reading the learning rate from lr_tensor(); called under NoGradGuard after
+  // prepare_step().
+  virtual void update_group(size_t group, const std::vector<Tensor>& params) = 0;
   StateDict& mutable_state(const Tensor& param) { return state_[param.impl()]; }
 
   // All parameters over all groups, in order.
@@ -93,12 +118,30 @@ class Optimizer {
   Options defaults_;
   std::vector<ParamGroup> groups_;
   std::map<const TensorImpl*, StateDict> state_;
+
+ private:
+  // A group's learning rate on one device, and the host value last written to it.
+  struct DeviceLr {
+    Device device;
+    Tensor value;
+    double written;
+  };
+  std::vector<std::vector<DeviceLr>> lr_tensors_;  // per group
+  // What hyper_version() last saw: per group, the options but lr and the parameters.
+  struct GroupShape {
+    Options options;
+    std::vector<const TensorImpl*> params;
+    bool operator==(const GroupShape&) const = default;
+  };
+  mutable std::vector<GroupShape> seen_groups_;
+  mutable uint64_t hyper_version_ = 0;
 };
 
 // Wraps a flat parameter list as a single group with no overrides.
 std::vector<ParamGroup> single_group(std::vector<Tensor> params);
 
-// Reads a step counter ("step", a 0-dim float32 tensor as PyTorch keeps it), adding one.
+// Reads a step counter ("step", a 0-dim float32 tensor as PyTorch keeps it), adding one. A
+// host round trip: the fused optimizers advance their counters on the device instead.
 double increment_step(StateDict& state);
 
 // An optimizer by name, with PyTorch's defaults and the given learning rate: "sgd", "adam",

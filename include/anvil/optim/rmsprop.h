@@ -25,7 +25,7 @@ class RMSprop : public Optimizer {
 
  protected:
   void validate(const Options& o) const override;
-  void update(const Options& group, Tensor& param, const Tensor& grad, StateDict& state) override;
+  void update_group(size_t group, const std::vector<Tensor>& params) override;
 };
 
 }  // namespace anvil::optim
