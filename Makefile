@@ -3,10 +3,12 @@
 # nothing else.
 BUILD     ?= build
 ASAN      ?= build-asan
+FUZZ      ?= build-fuzz
+FUZZ_SECONDS ?= 60
 JOBS      ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build run test test-fast test-sanitize clean
+.PHONY: all deps build run test test-fast test-sanitize test-fuzz clean
 
 all: build
 
@@ -25,8 +27,8 @@ run: deps
 	@$(BUILD)/anvil train --model mlp --epochs 20 --scheduler cosine --output runs/fashion-mnist-mlp
 
 # Every test (CUDA-labelled ones report skipped without a GPU), then the CPU tests again under
-# AddressSanitizer + UndefinedBehaviorSanitizer.
-test: test-fast test-sanitize
+# AddressSanitizer + UndefinedBehaviorSanitizer, then the file readers under libFuzzer.
+test: test-fast test-sanitize test-fuzz
 
 test-fast: deps
 	@py=$$(scripts/test-venv.sh) && \
@@ -41,5 +43,12 @@ test-sanitize: deps
 	@cmake --build $(ASAN) -j $(JOBS)
 	@cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) -L cpu
 
+# The safetensors and checkpoint readers under libFuzzer + ASan + UBSan, FUZZ_SECONDS per
+# target (fuzz/README.md). Builds only what the readers need, with clang: about a minute.
+test-fuzz: deps
+	@cmake -S . -B $(FUZZ) -G Ninja -DANVIL_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++-14 >/dev/null
+	@cmake --build $(FUZZ) -j $(JOBS)
+	@fuzz/run.sh $(FUZZ) $(FUZZ_SECONDS)
+
 clean:
-	rm -rf $(BUILD) $(ASAN)
+	rm -rf $(BUILD) $(ASAN) $(FUZZ)

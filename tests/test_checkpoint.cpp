@@ -4,8 +4,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <random>
 #include <thread>
@@ -332,6 +334,17 @@ TEST(Checkpoint, SurvivesSigkillDuringSaves) {
   std::mt19937 rng(42);
   std::uniform_int_distribution<int> delay_us(0, 20000);
   int64_t last_seen = 0;
+  // Temporaries are named ".<name>.tmp-<writer pid>-<counter>" next to the target.
+  const std::string dir = fs::path(p).parent_path().string() + "/",
+                    prefix = "." + fs::path(p).filename().string() + ".tmp-";
+  auto temporaries = [&](const std::string& of_writer = "") {
+    std::vector<std::string> found;
+    for (const auto& e : fs::directory_iterator(dir))
+      if (e.path().filename().string().rfind(prefix + of_writer, 0) == 0)
+        found.push_back(e.path().string());
+    return found;
+  };
+  int interrupted = 0;
   for (int i = 0; i < 20; ++i) {
     int ready[2];
     ASSERT_EQ(pipe(ready), 0);
@@ -359,21 +372,34 @@ TEST(Checkpoint, SurvivesSigkillDuringSaves) {
     kill(pid, SIGKILL);
     int status = 0;
     waitpid(pid, &status, 0);
+    interrupted += !temporaries(std::to_string(pid) + "-").empty();
     io::Checkpoint back = io::load_checkpoint(p);  // throws if damaged
     EXPECT_TRUE(equal(back.model.at("w"), ck.model.at("w")));
     EXPECT_GE(back.global_step, last_seen);
     last_seen = back.global_step;
   }
-  // A writer killed mid-save leaves its temporary file behind (never the checkpoint itself).
-  int mid_write = 0;
-  for (const auto& e : fs::directory_iterator("/tmp")) {
-    std::string name = e.path().string();
-    if (name.rfind(p + ".tmp-", 0) == 0) {
-      ++mid_write;
-      fs::remove(e.path());
-    }
-  }
-  std::cout << "  kills that interrupted a save: " << mid_write << " of 20, last global step "
+  // A writer killed mid-save leaves its temporary file behind (never the checkpoint itself);
+  // each later save removes those whose writer is gone. Beside them: a temporary whose writer
+  // is dead for sure (a reaped child), one of a live writer (this process) and an unrelated
+  // file with a similar name; the next save removes exactly the dead writers' ones.
+  pid_t dead = fork();
+  ASSERT_GE(dead, 0);
+  if (dead == 0) _exit(0);
+  waitpid(dead, nullptr, 0);
+  const std::string stale = dir + prefix + std::to_string(dead) + "-0",
+                    live = dir + prefix + std::to_string(getpid()) + "-999999",
+                    other = dir + prefix + "kept";
+  for (const auto& f : {stale, live, other}) std::ofstream(f) << "partial";
+  io::save_checkpoint(ck, p);
+  std::vector<std::string> after = temporaries();
+  std::sort(after.begin(), after.end());
+  std::vector<std::string> kept = {live, other};
+  std::sort(kept.begin(), kept.end());
+  EXPECT_EQ(after, kept) << "a save must remove dead writers' temporaries and nothing else";
+  EXPECT_EQ(read_file(live), "partial");
+  EXPECT_TRUE(equal(io::load_checkpoint(p).model.at("w"), ck.model.at("w")));
+  std::cout << "  kills that interrupted a save: " << interrupted << " of 20, last global step "
             << last_seen << "\n";
+  for (const auto& f : after) fs::remove(f);
   unlink(p.c_str());
 }

@@ -1,7 +1,9 @@
 #include "anvil/io/checkpoint.h"
 
+#include <cstdint>
 #include <cstdio>
 #include <map>
+#include <type_traits>
 
 #include "anvil/autograd/grad_mode.h"
 #include "anvil/core/device.h"
@@ -31,6 +33,25 @@ uint32_t tensor_crc(const Tensor& t) {
 
 void add_prefixed(StateDict& out, const StateDict& in, const std::string& prefix) {
   for (const auto& [k, v] : in) out[prefix + k] = v;
+}
+
+// The metadata document nests a few levels (history entries); deeper ones are refused before
+// they are built, since copying or printing a JSON value recurses once per level.
+constexpr int kMaxJsonDepth = 64;
+
+// Field `key` of the metadata document as an integer; IOError (via `damaged`) if it is missing
+// or anything else (a float such as 1e300 would not convert).
+template <class T, class Damaged>
+T integer_field(const json& doc, const char* key, const Damaged& damaged) {
+  auto it = doc.find(key);
+  const bool ok = it != doc.end() && (std::is_signed_v<T> ? it->is_number_integer()
+                                                          : it->is_number_unsigned());
+  if (!ok || (std::is_signed_v<T> && it->is_number_unsigned() &&
+              it->template get<uint64_t>() > uint64_t(INT64_MAX)))
+    throw damaged(std::string("is damaged: '") + key + "' in the checkpoint metadata is " +
+                  (it == doc.end() ? std::string("missing") : it->dump().substr(0, 40)) +
+                  ", expected " + (std::is_signed_v<T> ? "an integer" : "a non-negative integer"));
+  return it->template get<T>();
 }
 
 }  // namespace
@@ -97,8 +118,13 @@ Checkpoint load_checkpoint(const std::string& path) {
   const std::string& text = mit->second;
   json doc;
   try {
-    doc = json::parse(text);
-  } catch (const std::exception& e) {
+    doc = json::parse(text, [&](int depth, json::parse_event_t, json&) {
+      if (depth > kMaxJsonDepth)
+        throw damaged("is damaged: the checkpoint metadata nests deeper than " +
+                      std::to_string(kMaxJsonDepth) + " levels");
+      return true;
+    });
+  } catch (const json::exception& e) {
     throw damaged("is damaged: the checkpoint metadata is not JSON (" + std::string(e.what()) + ")");
   }
   if (!doc.is_object() || !doc.contains("format") || doc["format"] != kCheckpointFormat)
@@ -107,7 +133,8 @@ Checkpoint load_checkpoint(const std::string& path) {
   if (!doc.contains("format_version") || !doc["format_version"].is_number_integer() ||
       doc["format_version"].get<int64_t>() != kCheckpointVersion)
     throw damaged("has checkpoint format version " +
-                  (doc.contains("format_version") ? doc["format_version"].dump() : "(none)") +
+                  (doc.contains("format_version") ? doc["format_version"].dump().substr(0, 40)
+                                                  : std::string("(none)")) +
                   ", but this anvil reads version " + std::to_string(kCheckpointVersion));
   auto cit = meta.find(kMetaCrcKey);
   if (cit == meta.end()) throw damaged("is damaged: the metadata checksum is missing");
@@ -139,12 +166,18 @@ Checkpoint load_checkpoint(const std::string& path) {
       }
     }
     if (doc.at("architecture").is_string()) ck.architecture = doc["architecture"].get<std::string>();
-    ck.epoch = doc.at("epoch").get<int64_t>();
-    ck.global_step = doc.at("global_step").get<int64_t>();
-    ck.loader_epoch = doc.at("loader_epoch").get<int64_t>();
-    for (const auto& r : doc.at("rng"))
-      ck.rng.push_back({r.at("device").get<std::string>(), r.at("seed").get<uint64_t>(),
-                        r.at("offset").get<uint64_t>()});
+    ck.epoch = integer_field<int64_t>(doc, "epoch", damaged);
+    ck.global_step = integer_field<int64_t>(doc, "global_step", damaged);
+    ck.loader_epoch = integer_field<int64_t>(doc, "loader_epoch", damaged);
+    if (!doc.at("rng").is_array())
+      throw damaged("is damaged: 'rng' in the checkpoint metadata is not a list");
+    for (const auto& r : doc.at("rng")) {
+      if (!r.is_object())
+        throw damaged("is damaged: an 'rng' entry in the checkpoint metadata is not an object");
+      ck.rng.push_back({r.at("device").get<std::string>(),
+                        integer_field<uint64_t>(r, "seed", damaged),
+                        integer_field<uint64_t>(r, "offset", damaged)});
+    }
     ck.history = doc.at("history");
   } catch (const json::exception& e) {
     throw damaged("is damaged: bad checkpoint metadata (" + std::string(e.what()) + ")");

@@ -1,6 +1,7 @@
 #include "anvil/io/safetensors.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -36,6 +37,25 @@ bool dtype_of_code(const std::string& c, DType& t) {
   return true;
 }
 
+// A JSON value for an error message, cut short: a damaged header may hold megabytes.
+std::string brief(const json& j) {
+  std::string s = j.dump(-1, ' ', false, json::error_handler_t::replace);
+  return s.size() <= 80 ? s : s.substr(0, 77) + "...";
+}
+
+// Deeper documents are refused before they are built: copying or printing a JSON value
+// recurses once per level, so a header of a million '[' would overflow the stack. (A
+// safetensors header nests 3 levels.)
+constexpr int kMaxJsonDepth = 64;
+template <class Damaged>
+json::parser_callback_t depth_limit(const Damaged& damaged) {
+  return [damaged](int depth, json::parse_event_t, json&) {
+    if (depth > kMaxJsonDepth)
+      throw damaged("its header nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    return true;
+  };
+}
+
 }  // namespace
 
 void save_safetensors(const StateDict& tensors, const std::string& path,
@@ -53,7 +73,13 @@ void save_safetensors(const StateDict& tensors, const std::string& path,
     offset += n;
     dense.push_back(c);
   }
-  std::string h = header.dump();
+  std::string h;
+  try {
+    h = header.dump();
+  } catch (const json::type_error& e) {  // JSON strings are UTF-8; these bytes are not
+    throw ValueError(detail::cat("save_safetensors: a tensor name or metadata value for '", path,
+                                 "' is not valid UTF-8 (", e.what(), ")"));
+  }
   h.append((8 - h.size() % 8) % 8, ' ');  // align the data to 8 bytes
   std::string out(8, '\0');
   uint64_t len = h.size();
@@ -66,9 +92,13 @@ void save_safetensors(const StateDict& tensors, const std::string& path,
 }
 
 StateDict load_safetensors(const std::string& path, std::map<std::string, std::string>* metadata) {
-  std::string bytes = read_file(path);
+  return load_safetensors_bytes(read_file(path), path, metadata);
+}
+
+StateDict load_safetensors_bytes(std::string_view bytes, const std::string& name,
+                                 std::map<std::string, std::string>* metadata) {
   auto damaged = [&](const std::string& what) {
-    return IOError("load_safetensors: '" + path + "' is damaged: " + what);
+    return IOError("load_safetensors: '" + name + "' is damaged: " + what);
   };
   if (bytes.size() < 8) throw damaged("it is " + std::to_string(bytes.size()) + " bytes, shorter than the 8-byte header length");
   uint64_t len = 0;
@@ -78,52 +108,69 @@ StateDict load_safetensors(const std::string& path, std::map<std::string, std::s
                   std::to_string(bytes.size() - 8) + " follow");
   json header;
   try {
-    header = json::parse(bytes.begin() + 8, bytes.begin() + 8 + int64_t(len));
+    header = json::parse(bytes.substr(8, size_t(len)), depth_limit(damaged));
   } catch (const json::exception& e) {
     throw damaged(std::string("the header is not valid JSON (") + e.what() + ")");
   }
   if (!header.is_object()) throw damaged("the header is not a JSON object");
   const size_t data_start = 8 + size_t(len), data_size = bytes.size() - data_start;
-  StateDict out;
-  std::vector<std::pair<size_t, size_t>> ranges;
-  for (const auto& [name, entry] : header.items()) {
-    if (name == "__metadata__") {
+
+  // Every entry is checked, and the byte ranges tile the data section, before any tensor is
+  // allocated: overlapping ranges must not multiply a small file into a huge allocation.
+  struct Entry {
+    std::string name;
+    DType dtype;
+    Shape shape;
+    size_t begin, end;
+  };
+  std::vector<Entry> entries;
+  for (const auto& [key, entry] : header.items()) {
+    if (key == "__metadata__") {
       if (metadata && entry.is_object())
         for (const auto& [k, v] : entry.items())
           if (v.is_string()) (*metadata)[k] = v.get<std::string>();
       continue;
     }
-    DType dt;
+    Entry t{key, kFloat32, {}, 0, 0};
     if (!entry.is_object() || !entry.contains("dtype") || !entry["dtype"].is_string() ||
         !entry.contains("shape") || !entry["shape"].is_array() || !entry.contains("data_offsets") ||
         !entry["data_offsets"].is_array() || entry["data_offsets"].size() != 2)
-      throw damaged("the entry of '" + name + "' lacks dtype, shape or data_offsets");
-    if (!dtype_of_code(entry["dtype"].get<std::string>(), dt))
-      throw damaged("tensor '" + name + "' has the unsupported dtype " + entry["dtype"].dump());
-    Shape shape;
+      throw damaged("the entry of '" + key + "' lacks dtype, shape or data_offsets");
+    if (!dtype_of_code(entry["dtype"].get<std::string>(), t.dtype))
+      throw damaged("tensor '" + key + "' has the unsupported dtype " + brief(entry["dtype"]));
+    // The product of the dimensions must fit int64 even when one of them is 0: strides are
+    // products of the trailing dimensions.
+    int64_t nonzero_bytes = int64_t(dtype_size(t.dtype));
+    bool has_zero = false;
     for (const auto& d : entry["shape"]) {
-      if (!d.is_number_unsigned()) throw damaged("tensor '" + name + "' has a bad shape " + entry["shape"].dump());
-      shape.push_back(d.get<int64_t>());
+      if (!d.is_number_unsigned() || d.get<uint64_t>() > uint64_t(INT64_MAX))
+        throw damaged("tensor '" + key + "' has a bad shape " + brief(entry["shape"]) +
+                      " (dimensions are integers from 0 to 2^63-1)");
+      const int64_t n = d.get<int64_t>();
+      has_zero = has_zero || n == 0;
+      if (n != 0 && __builtin_mul_overflow(nonzero_bytes, n, &nonzero_bytes))
+        throw damaged("tensor '" + key + "' has a shape " + brief(entry["shape"]) +
+                      " whose size overflows 64 bits");
+      t.shape.push_back(n);
     }
+    const uint64_t bytes_needed = has_zero ? 0 : uint64_t(nonzero_bytes);
     const auto& off = entry["data_offsets"];
     if (!off[0].is_number_unsigned() || !off[1].is_number_unsigned())
-      throw damaged("tensor '" + name + "' has bad data_offsets " + off.dump());
-    size_t b = off[0].get<size_t>(), e = off[1].get<size_t>();
-    if (b > e || e > data_size)
-      throw damaged("tensor '" + name + "' spans bytes [" + std::to_string(b) + ", " + std::to_string(e) +
-                    ") of a " + std::to_string(data_size) + "-byte data section");
-    // Overflow-safe size check: numel * element size must equal the byte range.
-    long double want = (long double)(dtype_size(dt));
-    for (auto d : shape) want *= (long double)d;
-    if (want != (long double)(e - b))
-      throw damaged("tensor '" + name + "' of shape " + to_string(shape) + " and dtype " +
-                    dtype_name(dt) + " needs " + std::to_string((unsigned long long)want) +
-                    " bytes, its range holds " + std::to_string(e - b));
-    Tensor t = empty(shape, dt);
-    if (e > b) std::memcpy(t.data_ptr(), bytes.data() + data_start + b, e - b);
-    out[name] = t;
-    ranges.emplace_back(b, e);
+      throw damaged("tensor '" + key + "' has bad data_offsets " + brief(off));
+    t.begin = off[0].get<size_t>();
+    t.end = off[1].get<size_t>();
+    if (t.begin > t.end || t.end > data_size)
+      throw damaged("tensor '" + key + "' spans bytes [" + std::to_string(t.begin) + ", " +
+                    std::to_string(t.end) + ") of a " + std::to_string(data_size) +
+                    "-byte data section");
+    if (bytes_needed != t.end - t.begin)
+      throw damaged("tensor '" + key + "' of shape " + to_string(t.shape) + " and dtype " +
+                    dtype_name(t.dtype) + " needs " + std::to_string(bytes_needed) +
+                    " bytes, its range holds " + std::to_string(t.end - t.begin));
+    entries.push_back(std::move(t));
   }
+  std::vector<std::pair<size_t, size_t>> ranges;
+  for (const Entry& t : entries) ranges.emplace_back(t.begin, t.end);
   std::sort(ranges.begin(), ranges.end());
   size_t pos = 0;
   for (auto [b, e] : ranges) {
@@ -131,6 +178,14 @@ StateDict load_safetensors(const std::string& path, std::map<std::string, std::s
     pos = e;
   }
   if (pos != data_size) throw damaged("the data section has " + std::to_string(data_size - pos) + " unused trailing bytes");
+
+  StateDict out;
+  for (const Entry& t : entries) {
+    Tensor x = empty(t.shape, t.dtype);
+    if (t.end > t.begin)
+      std::memcpy(x.data_ptr(), bytes.data() + data_start + t.begin, t.end - t.begin);
+    out[t.name] = x;
+  }
   return out;
 }
 
