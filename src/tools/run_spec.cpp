@@ -2,17 +2,31 @@
 
 #include <filesystem>
 
+#include "anvil/core/file.h"
+
 namespace anvil::tools {
 namespace {
 using json = nlohmann::json;
 
 std::vector<double> to_doubles(const Tensor& t) { return t.to(kFloat64).contiguous().to_vector<double>(); }
 
+// A label column by name, or by index when it is a number ("" = the last column).
+data::Column column_of(const std::string& s) {
+  if (s.empty()) return data::Column(int64_t(-1));
+  if (s.find_first_not_of("-0123456789") == std::string::npos)
+    return data::Column(int64_t(std::stoll(s)));
+  return data::Column(s);
+}
+
+bool is_fashion_mnist(const std::string& source) {
+  return source == "fashion-mnist" || source == "mnist-fashion";
+}
+
 }  // namespace
 
 LoadedData load_data(const DataSpec& spec, const json* scaling) {
   LoadedData d;
-  if (spec.source == "fashion-mnist" || spec.source == "mnist-fashion") {
+  if (is_fashion_mnist(spec.source)) {
     d.train = std::make_shared<data::FashionMNIST>(data::FashionMNIST::kDefaultRoot, true);
     d.test = std::make_shared<data::FashionMNIST>(data::FashionMNIST::kDefaultRoot, false);
     d.sample_shape = {1, 28, 28};
@@ -31,11 +45,7 @@ LoadedData load_data(const DataSpec& spec, const json* scaling) {
               "anvil: --task must be classification or regression, got ", spec.task);
   opts.task = d.task == "regression" ? data::Task::Regression : data::Task::Classification;
   opts.skip_rows = spec.skip_rows;
-  data::Column label = spec.label_column.empty() ? data::Column(int64_t(-1))
-                       : spec.label_column.find_first_not_of("-0123456789") == std::string::npos
-                           ? data::Column(int64_t(std::stoll(spec.label_column)))
-                           : data::Column(spec.label_column);
-  data::CsvDataset csv(path, label, opts);
+  data::CsvDataset csv(path, column_of(spec.label_column), opts);
   Tensor x = csv.features(), y = csv.targets();
   // Standardise features with the training statistics so that any optimizer behaves.
   auto [train_idx, test_idx] = data::train_test_split(
@@ -104,6 +114,52 @@ DataSpec data_spec_from_json(const json& j) {
   s.skip_rows = j.value("skip_rows", int64_t(0));
   s.seed = j.value("seed", uint64_t(0));
   return s;
+}
+
+std::shared_ptr<data::Dataset> load_inputs(const DataSpec& spec) {
+  if (is_fashion_mnist(spec.source))
+    return std::make_shared<data::FashionMNIST>(data::FashionMNIST::kDefaultRoot, false);
+  ANVIL_CHECK(spec.source.rfind("csv:", 0) == 0, ValueError, "anvil: unknown data source '",
+              spec.source, "' (expected fashion-mnist or csv:PATH)");
+  data::CsvOptions opts;
+  opts.task = data::Task::Regression;  // any number may stand in the left-out column
+  opts.skip_rows = spec.skip_rows;
+  // Without a label column the last column is read as the "label" and put back.
+  data::CsvDataset csv(spec.source.substr(4), column_of(spec.label_column), opts);
+  Tensor x = csv.features();
+  if (spec.label_column.empty())
+    return std::make_shared<data::TensorDataset>(cat({x, csv.targets().unsqueeze(1)}, 1),
+                                                 zeros({x.size(0)}));
+  return std::make_shared<data::TensorDataset>(x, csv.targets());
+}
+
+json read_run_json(const std::string& dir) {
+  std::string text = read_file(dir + "/run.json");
+  try {
+    return json::parse(text);
+  } catch (const json::exception& e) {
+    throw ValueError(detail::cat("anvil: '", dir, "/run.json' is not valid JSON: ", e.what()));
+  }
+}
+
+LoadedRun load_run(const std::string& dir, const std::string& source,
+                   const std::string& label_column, int64_t skip_rows) {
+  LoadedRun r;
+  r.run = read_run_json(dir);
+  DataSpec spec = data_spec_from_json(r.run.at("data"));
+  if (!source.empty()) spec.source = source;
+  if (!label_column.empty()) spec.label_column = label_column;
+  if (skip_rows >= 0) spec.skip_rows = skip_rows;
+  const json* scaling = r.run["data"].contains("scaling") ? &r.run["data"]["scaling"] : nullptr;
+  r.data = load_data(spec, scaling);
+  r.model = nn::ModelBuilder::load(dir + "/model.json").build();
+  // An interrupted run has no final weights yet: its last checkpoint stands in.
+  const std::string weights = detail::cat(dir, "/weights.safetensors");
+  const std::string ckpt = detail::cat(dir, "/checkpoint.safetensors");
+  r.model->load_state_dict(!std::filesystem::exists(weights) && std::filesystem::exists(ckpt)
+                               ? io::load_checkpoint(ckpt).model
+                               : io::load_safetensors(weights));
+  return r;
 }
 
 }  // namespace anvil::tools

@@ -4,6 +4,8 @@
 //   DIR/weights.safetensors the state dict (PyTorch names)
 //   DIR/run.json            task, classes, feature scaling, data source
 //   DIR/history.csv|json    the per-epoch history
+//   DIR/checkpoint.safetensors  written after every epoch (anvil train --resume)
+//   DIR/model.anvil         the model file `anvil export` writes (io::load_model reads it)
 #pragma once
 #include <memory>
 #include <string>
@@ -42,5 +44,26 @@ nn::ModelBuilder make_architecture(const std::string& model, const LoadedData& d
 
 nlohmann::json data_json(const DataSpec& spec, const LoadedData& data);
 DataSpec data_spec_from_json(const nlohmann::json& j);
+
+// Every sample of a data source as model inputs, unscaled and unsplit: the Fashion-MNIST test
+// set, or each row of csv:PATH without spec.label_column ("" = every column is an input).
+// The targets are the labels (CSV: zeros without a label column).
+std::shared_ptr<data::Dataset> load_inputs(const DataSpec& spec);
+
+// DIR/run.json. Throws IOError naming the file when it is missing, ValueError when it is
+// not JSON.
+nlohmann::json read_run_json(const std::string& dir);
+
+// A run directory brought back: its run.json, its data and its model with the final weights
+// (those of the last checkpoint when the run was interrupted).
+// A non-empty `source` or `label_column`, or a `skip_rows` >= 0, replaces the run's (the test
+// split of that data is then the test set).
+struct LoadedRun {
+  nlohmann::json run;
+  LoadedData data;
+  std::shared_ptr<nn::Sequential> model;
+};
+LoadedRun load_run(const std::string& dir, const std::string& source = "",
+                   const std::string& label_column = "", int64_t skip_rows = -1);
 
 }  // namespace anvil::tools

@@ -1,0 +1,156 @@
+// `anvil train`: a model trained on a data source, saved with everything needed to use it
+// (see run_spec.h for the run directory), and `anvil train --resume DIR`.
+#include <filesystem>
+#include <iostream>
+
+#include "anvil/anvil.h"
+#include "anvil/core/file.h"
+#include "tools/commands.h"
+
+namespace anvil::tools {
+namespace {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+std::shared_ptr<optim::LRScheduler> make_scheduler(const TrainArgs& a, optim::Optimizer& opt,
+                                                   int64_t steps_per_epoch) {
+  if (a.scheduler == "none") return nullptr;
+  if (a.scheduler == "step")
+    return std::make_shared<optim::StepLR>(opt, std::max<int64_t>(1, a.epochs / 3), 0.1);
+  if (a.scheduler == "cosine") return std::make_shared<optim::CosineAnnealingLR>(opt, a.epochs);
+  if (a.scheduler == "exponential") return std::make_shared<optim::ExponentialLR>(opt, 0.9);
+  if (a.scheduler == "plateau") {
+    optim::ReduceLROnPlateauOptions o;
+    o.patience = 2;
+    return std::make_shared<optim::ReduceLROnPlateau>(opt, o);
+  }
+  if (a.scheduler == "onecycle")
+    return std::make_shared<optim::OneCycleLR>(opt, a.lr, a.epochs * steps_per_epoch);
+  if (a.scheduler == "warmup")
+    return std::make_shared<optim::LinearLR>(opt, 0.1, 1.0, std::max<int64_t>(1, a.warmup_epochs));
+  throw ValueError("anvil: unknown --scheduler '" + a.scheduler +
+                   "' (expected none, step, cosine, exponential, plateau, onecycle, warmup)");
+}
+
+// The arguments of the run in `dir` (its run.json), for --resume. The device, --quiet and,
+// when given, --epochs come from the command line.
+TrainArgs args_of_run(const std::string& dir, const TrainArgs& cmdline, bool epochs_given) {
+  json r = read_run_json(dir);
+  TrainArgs a = cmdline;
+  try {
+    a.data = data_spec_from_json(r.at("data"));
+    a.model = r.at("model").get<std::string>();
+    a.optimizer = r.at("optimizer").get<std::string>();
+    a.lr = r.at("lr").get<double>();
+    a.batch_size = r.at("batch_size").get<int64_t>();
+    a.seed = r.at("seed").get<uint64_t>();
+    a.loss = r.at("loss").get<std::string>();
+    a.scheduler = r.value("scheduler", std::string("none"));
+    a.weight_decay = r.value("weight_decay", 0.0);
+    a.grad_accum = r.value("grad_accum", int64_t(1));
+    a.clip_grad_norm = r.value("clip_grad_norm", 0.0);
+    a.warmup_epochs = r.value("warmup_epochs", int64_t(0));
+    a.metrics = r.value("metrics", std::vector<std::string>{});
+    a.schedule_epochs = r.value("schedule_epochs", r.at("epochs").get<int64_t>());
+    if (!epochs_given) a.epochs = r.at("epochs").get<int64_t>();
+  } catch (const json::exception& e) {
+    throw ValueError("anvil: '" + dir + "/run.json' cannot be resumed: " + e.what());
+  }
+  a.output = dir;
+  return a;
+}
+
+}  // namespace
+
+// Trains (or, with `resume`, continues the run in that directory from its checkpoint).
+// DIR/checkpoint.safetensors is written at the end of every epoch.
+int train_command(TrainArgs a, const std::string& resume, bool epochs_given) {
+  json scaling;
+  if (!resume.empty()) {
+    a = args_of_run(resume, a, epochs_given);
+    json r = read_run_json(resume);
+    if (r["data"].contains("scaling")) scaling = r["data"]["scaling"];
+  } else {
+    a.schedule_epochs = a.epochs;
+  }
+  const std::string ckpt_path = a.output + "/checkpoint.safetensors";
+  manual_seed(a.seed);
+  Device device(a.device);
+  LoadedData d = load_data(a.data, scaling.is_null() ? nullptr : &scaling);
+  nn::ModelBuilder arch = !resume.empty() ? nn::ModelBuilder::load(resume + "/model.json")
+                                          : make_architecture(a.model, d);
+  auto model = arch.build();
+  if (!a.quiet) std::cout << arch.summary();
+  std::shared_ptr<optim::Optimizer> opt =
+      optim::make_optimizer(a.optimizer, model->parameters(), a.lr);
+  if (a.weight_decay > 0)
+    for (auto& g : opt->param_groups()) g.options["weight_decay"] = a.weight_decay;
+  std::string loss_name = !a.loss.empty()              ? a.loss
+                          : d.task == "classification" ? "cross_entropy"
+                                                       : "mse";
+  std::shared_ptr<nn::Loss> loss = nn::make_loss(loss_name);
+  train::TrainerOptions to;
+  to.device = device;
+  to.grad_accumulation = a.grad_accum;
+  to.clip_grad_norm = a.clip_grad_norm;
+  to.metrics = !a.metrics.empty()           ? a.metrics
+               : d.task == "classification" ? std::vector<std::string>{"accuracy"}
+                                            : std::vector<std::string>{"rmse", "mae", "r2"};
+  train::Trainer trainer(model, opt, loss, to);
+  trainer.set_architecture(arch.to_json().dump());
+  data::DataLoader train_loader(d.train,
+                                {.batch_size = a.batch_size, .shuffle = true, .seed = a.seed});
+  data::DataLoader test_loader(d.test, {.batch_size = 512});
+  TrainArgs sa = a;
+  sa.epochs = a.schedule_epochs;  // the schedule keeps the length the run started with
+  auto sched = make_scheduler(sa, *opt, (train_loader.size() + a.grad_accum - 1) / a.grad_accum);
+  if (sched)
+    trainer.set_scheduler(sched, a.scheduler == "onecycle"
+                                     ? train::LRSchedulerCallback::Every::Step
+                                     : train::LRSchedulerCallback::Every::Epoch);
+  fs::create_directories(a.output);
+  if (!resume.empty()) {
+    trainer.load_checkpoint(ckpt_path);
+    if (!a.quiet)
+      std::cout << "resuming " << resume << " after epoch " << trainer.epoch() << " of " << a.epochs
+                << "\n";
+  } else {
+    arch.save(a.output + "/model.json");
+  }
+  // Written before training, so that an interrupted run can be resumed.
+  json run = {{"data", data_json(a.data, d)},
+              {"model", a.model},
+              {"optimizer", a.optimizer},
+              {"lr", a.lr},
+              {"epochs", a.epochs},
+              {"batch_size", a.batch_size},
+              {"seed", a.seed},
+              {"loss", loss_name},
+              {"scheduler", a.scheduler},
+              {"schedule_epochs", a.schedule_epochs},
+              {"weight_decay", a.weight_decay},
+              {"grad_accum", a.grad_accum},
+              {"clip_grad_norm", a.clip_grad_norm},
+              {"warmup_epochs", a.warmup_epochs},
+              {"metrics", a.metrics}};
+  write_file_atomic(a.output + "/run.json", run.dump(2) + "\n");
+  if (!a.quiet) trainer.add_callback(std::make_shared<train::ProgressBar>());
+  trainer.add_callback(std::make_shared<train::HistoryWriter>(a.output + "/history.csv",
+                                                              a.output + "/history.json"));
+  trainer.add_callback(std::make_shared<train::EpochHook>(
+      [&](train::Trainer& t, int64_t, const train::Logs&) { t.save_checkpoint(ckpt_path); }));
+  trainer.fit_to(train_loader, a.epochs, &test_loader);
+
+  // The run directory: architecture, weights, and how the data was prepared.
+  model->to(kCPU);
+  io::save_safetensors(model->state_dict(), a.output + "/weights.safetensors", {{"format", "pt"}});
+  const auto& h = trainer.history();
+  std::cout << "test";
+  if (!h.empty())
+    for (const auto& [k, v] : h.epochs().back().values)
+      if (k.rfind("val_", 0) == 0) std::cout << "  " << k.substr(4) << " " << v;
+  std::cout << "\nsaved to " << a.output << "\n";
+  return 0;
+}
+
+}  // namespace anvil::tools
