@@ -3,7 +3,7 @@
 // products, every dtype, with gradients; TF32 on and off. Skipped without a GPU.
 #include <functional>
 
-#include "support/check.h"
+#include "support/cuda_check.h"
 
 using namespace anvil;
 
@@ -15,19 +15,11 @@ namespace anvil::cuda {
 
 namespace {
 
-class CudaLinalg : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (!cuda_is_available()) GTEST_SKIP() << "no CUDA device";
-    full({1 << 20}, NAN, kCUDA);  // poison freed device memory
-  }
-};
+using test::rnd;
+using test::same_on_cuda;
+using test::Tol;
 
-using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
-
-struct Tol {
-  double rtol, atol;
-};
+class CudaLinalg : public test::CudaTest {};
 
 // Tolerances for a product whose sums run over `len` terms of values in [-1, 1].
 Tol tol_for(DType dt, int64_t len) {
@@ -38,49 +30,6 @@ Tol tol_for(DType dt, int64_t len) {
     case kBFloat16: return {2e-2, 2e-2};
     default: return {0, 0};
   }
-}
-
-::testing::AssertionResult close(const Tensor& cuda, const Tensor& cpu, Tol tol,
-                                 const std::string& what) {
-  if (!cuda.defined() || !cpu.defined())
-    return ::testing::AssertionFailure() << what << ": undefined";
-  if (!cuda.device().is_cuda()) return ::testing::AssertionFailure() << what << ": not on CUDA";
-  if (cuda.dtype() != cpu.dtype())
-    return ::testing::AssertionFailure() << what << ": dtype " << dtype_name(cuda.dtype());
-  auto r = test::all_close(cuda.cpu().to(kFloat64), cpu.to(kFloat64), tol.rtol, tol.atol);
-  if (!r) return ::testing::AssertionFailure() << what << ": " << r.message();
-  return r;
-}
-
-// f on CPU leaves made from `inputs` and on their CUDA copies: the outputs, and (for floating
-// dtypes) the gradients of sum(out * g) for a random g, must agree.
-::testing::AssertionResult same_on_cuda(const Fn& f, const std::vector<Tensor>& inputs, Tol tol,
-                                        Tol grad_tol) {
-  const bool grads = inputs[0].is_floating_point();
-  std::vector<Tensor> cpu, gpu;
-  for (const Tensor& x : inputs) {
-    cpu.push_back(x.contiguous().detach());
-    gpu.push_back(x.cuda().detach());
-    if (grads) {
-      cpu.back().requires_grad_();
-      gpu.back().requires_grad_();
-    }
-  }
-  Tensor out_cpu = f(cpu), out_gpu = f(gpu);
-  auto r = close(out_gpu, out_cpu, tol, "output");
-  if (!r || !grads) return r;
-  Tensor g = test::uniform(out_cpu.shape(), 99, -1, 1).to(out_cpu.dtype());
-  out_cpu.backward(g);
-  out_gpu.backward(g.cuda());
-  for (size_t i = 0; i < cpu.size(); ++i) {
-    r = close(gpu[i].grad(), cpu[i].grad(), grad_tol, "grad of input " + std::to_string(i));
-    if (!r) return r;
-  }
-  return r;
-}
-
-Tensor rnd(const Shape& s, uint64_t seed, DType dt) {
-  return test::uniform(s, seed, -1, 1).to(dt);
 }
 
 const DType kFloats[] = {kFloat32, kFloat64, kBFloat16, kFloat16};

@@ -1,27 +1,22 @@
 // CUDA convolution (cuDNN), pooling and batch norm against the CPU reference, forward and
-// backward, and a tiny CNN trained for a few SGD steps on both devices from the same weights.
-// Skipped without a GPU.
+// backward, a tiny CNN trained for a few SGD steps on both devices from the same weights, and
+// training steps captured into CUDA graphs and replayed. Skipped without a GPU.
+#include <dlfcn.h>
+
 #include <functional>
 
-#include "support/check.h"
+#include "support/cuda_check.h"
 
 using namespace anvil;
 
 namespace {
 
-class CudaNnOps : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (!cuda_is_available()) GTEST_SKIP() << "no CUDA device";
-    full({1 << 20}, NAN, kCUDA);  // poison freed device memory
-  }
-};
+using test::close;
+using test::rnd;
+using test::same_on_cuda;
+using test::Tol;
 
-using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
-
-struct Tol {
-  double rtol, atol;
-};
+class CudaNnOps : public test::CudaTest {};
 
 // Tolerances for sums over `len` terms of values in [-1, 1].
 Tol tol_for(DType dt, int64_t len = 1) {
@@ -32,61 +27,6 @@ Tol tol_for(DType dt, int64_t len = 1) {
     case kBFloat16: return {2e-2, 2e-2 * std::max(1.0, double(len) / 64)};
     default: return {0, 0};
   }
-}
-
-::testing::AssertionResult close(const Tensor& cuda, const Tensor& cpu, Tol tol,
-                                 const std::string& what) {
-  if (!cuda.defined() || !cpu.defined())
-    return ::testing::AssertionFailure() << what << ": undefined";
-  if (!cuda.device().is_cuda()) return ::testing::AssertionFailure() << what << ": not on CUDA";
-  if (cuda.dtype() != cpu.dtype())
-    return ::testing::AssertionFailure() << what << ": dtype " << dtype_name(cuda.dtype());
-  auto r = test::all_close(cuda.cpu().to(kFloat64), cpu.to(kFloat64), tol.rtol, tol.atol);
-  if (!r) return ::testing::AssertionFailure() << what << ": " << r.message();
-  return r;
-}
-
-// f on CPU leaves made from `inputs` and on their CUDA copies: the outputs, and (for floating
-// dtypes) the gradients of sum(out * g) for a random g, must agree (grad_tol[i] for input i).
-::testing::AssertionResult same_on_cuda_impl(const Fn& f, const std::vector<Tensor>& inputs,
-                                             Tol tol, const std::vector<Tol>& grad_tol) {
-  const bool grads = inputs[0].is_floating_point();
-  std::vector<Tensor> cpu, gpu;
-  for (const Tensor& x : inputs) {
-    cpu.push_back(x.defined() ? x.contiguous().detach() : Tensor());
-    gpu.push_back(x.defined() ? x.cuda().detach() : Tensor());
-    if (grads && x.defined()) {
-      cpu.back().requires_grad_();
-      gpu.back().requires_grad_();
-    }
-  }
-  Tensor out_cpu = f(cpu), out_gpu = f(gpu);
-  auto r = close(out_gpu, out_cpu, tol, "output");
-  if (!r || !grads) return r;
-  Tensor g = test::uniform(out_cpu.shape(), 99, -1, 1).to(out_cpu.dtype());
-  out_cpu.backward(g);
-  out_gpu.backward(g.cuda());
-  for (size_t i = 0; i < cpu.size(); ++i) {
-    if (!inputs[i].defined()) continue;
-    r = close(gpu[i].grad(), cpu[i].grad(), grad_tol[std::min(i, grad_tol.size() - 1)],
-              "grad of input " + std::to_string(i));
-    if (!r) return r;
-  }
-  return r;
-}
-
-// The same, with an exception reported as a failure (so one case cannot hide the others).
-::testing::AssertionResult same_on_cuda(const Fn& f, const std::vector<Tensor>& inputs, Tol tol,
-                                        const std::vector<Tol>& grad_tol) {
-  try {
-    return same_on_cuda_impl(f, inputs, tol, grad_tol);
-  } catch (const std::exception& e) {
-    return ::testing::AssertionFailure() << "threw: " << e.what();
-  }
-}
-
-Tensor rnd(const Shape& s, uint64_t seed, DType dt, double lo = -1, double hi = 1) {
-  return test::uniform(s, seed, lo, hi).to(dt);
 }
 
 // ---- convolution --------------------------------------------------------------------------
@@ -284,6 +224,146 @@ TEST_F(CudaNnOps, TinyCnnTrainsTheSameOnBothDevices) {
     ASSERT_TRUE(a.count(name));
     EXPECT_TRUE(close(a.at(name), t, {1e-4, 1e-4}, name));
   }
+}
+
+// ---- a training step captured into a CUDA graph ---------------------------------------------
+
+// The CUDA runtime's stream-capture calls, looked up in the process at run time: the tests link
+// only anvil (which brings the runtime in) and must build without the CUDA headers.
+struct CaptureApi {
+  using Stream = void*;
+  static inline Stream const kPerThreadStream = reinterpret_cast<Stream>(0x2);  // per thread
+  static constexpr int kCaptureModeGlobal = 0;  // cudaStreamCaptureModeGlobal
+
+  int (*begin)(Stream, int mode) = nullptr;
+  int (*end)(Stream, void** graph) = nullptr;
+  int (*instantiate)(void** exec, void* graph, unsigned long long flags) = nullptr;
+  int (*launch)(void* exec, Stream) = nullptr;
+  int (*destroy_exec)(void* exec) = nullptr;
+  int (*destroy_graph)(void* graph) = nullptr;
+  const char* (*error_name)(int) = nullptr;
+
+  template <class F> static void find(F& f, const char* name) {
+    f = reinterpret_cast<F>(dlsym(RTLD_DEFAULT, name));
+  }
+  CaptureApi() {
+    find(begin, "cudaStreamBeginCapture");
+    find(end, "cudaStreamEndCapture");
+    find(instantiate, "cudaGraphInstantiateWithFlags");
+    find(launch, "cudaGraphLaunch");
+    find(destroy_exec, "cudaGraphExecDestroy");
+    find(destroy_graph, "cudaGraphDestroy");
+    find(error_name, "cudaGetErrorName");
+  }
+  bool found() const {
+    return begin && end && instantiate && launch && destroy_exec && destroy_graph && error_name;
+  }
+  std::string name(int err) const { return err == 0 ? "cudaSuccess" : error_name(err); }
+};
+
+using Params = std::vector<Tensor>;
+using LossFn = std::function<Tensor(const Params&)>;
+
+// One SGD step: gradients reset to none (as Optimizer::zero_grad), forward, backward, and the
+// parameters moved in place (their addresses, which a graph bakes in, stay). Returns the loss.
+Tensor sgd_step(const LossFn& loss_of, const Params& params, double lr) {
+  for (Tensor p : params) p.set_grad(Tensor());
+  Tensor loss = loss_of(params);
+  loss.backward();
+  NoGradGuard no_grad;
+  for (Tensor p : params) add_(p, p.grad(), -lr);
+  return loss;
+}
+
+Params on_cuda(const Params& init) {
+  Params out;
+  for (const Tensor& p : init) out.push_back(p.cuda().requires_grad_());
+  return out;
+}
+
+// Two copies of the parameters `init` take four SGD steps each: one eagerly; the other two
+// eagerly (the warm-up that creates the library handles, the error records, the algorithm
+// choices and the allocator's cached blocks), then one step captured in global mode (where
+// any synchronisation or device allocation, from any thread, invalidates the capture) and
+// replayed twice. The replays must give the eager results.
+void expect_replays_match_eager(const LossFn& loss_of, const Params& init, double lr, Tol tol) {
+  CaptureApi api;
+  ASSERT_TRUE(api.found()) << "the CUDA runtime's graph calls are not in this process";
+  const Params eager = on_cuda(init), graphed = on_cuda(init);
+  for (int i = 0; i < 2; ++i) {
+    sgd_step(loss_of, eager, lr);
+    sgd_step(loss_of, graphed, lr);
+  }
+  cuda_synchronize();  // nothing pending (and no recorded error) before the capture
+
+  const int64_t mallocs = cuda_memory_stats().num_device_mallocs;
+  void* graph = nullptr;
+  ASSERT_EQ(api.begin(CaptureApi::kPerThreadStream, CaptureApi::kCaptureModeGlobal), 0);
+  Tensor loss_graphed;  // allocated during the capture; each replay writes its loss there
+  std::string threw;
+  try {
+    loss_graphed = sgd_step(loss_of, graphed, lr);
+  } catch (const std::exception& e) {
+    threw = e.what();
+  }
+  const int ended = api.end(CaptureApi::kPerThreadStream, &graph);  // always leave capture mode
+  ASSERT_EQ(threw, "") << "the step threw while being captured";
+  ASSERT_EQ(ended, 0) << api.name(ended)
+                      << ": the step synchronised or allocated while being captured";
+  EXPECT_EQ(cuda_memory_stats().num_device_mallocs, mallocs)
+      << "the warm caching allocator should serve the captured step from its cache";
+
+  void* exec = nullptr;
+  const int made = api.instantiate(&exec, graph, 0);
+  ASSERT_EQ(made, 0) << api.name(made);
+  for (int i = 0; i < 2; ++i) {
+    const int launched = api.launch(exec, CaptureApi::kPerThreadStream);
+    ASSERT_EQ(launched, 0) << api.name(launched);
+  }
+  // Read the replays' results before any more device work: the caching allocator is not yet
+  // graph-aware, so the graph's temporaries sit in blocks it considers free and the eager
+  // steps below may be handed them.
+  cuda_synchronize();
+  std::vector<Tensor> replayed;
+  for (const Tensor& p : graphed) replayed.push_back(p.detach().cpu());
+  const Tensor replayed_loss = loss_graphed.detach().cpu();
+  api.destroy_exec(exec);
+  api.destroy_graph(graph);
+
+  Tensor eager_loss;
+  for (int i = 0; i < 2; ++i) eager_loss = sgd_step(loss_of, eager, lr);
+  EXPECT_TRUE(test::all_close(replayed_loss, eager_loss.detach().cpu(), tol.rtol, tol.atol))
+      << "loss of the last step";
+  for (size_t i = 0; i < init.size(); ++i) {
+    EXPECT_TRUE(test::all_close(replayed[i], eager[i].detach().cpu(), tol.rtol, tol.atol))
+        << "parameter " << i;
+    EXPECT_FALSE(equal(replayed[i], init[i])) << "parameter " << i << " never moved";
+  }
+}
+
+TEST_F(CudaNnOps, LinearTrainingStepReplaysFromAGraph) {
+  const Tensor x = rnd({32, 20}, 41, kFloat32).cuda();
+  const Tensor y = test::uniform({32}, 42, 0, 10).to(kInt64).cuda();
+  const LossFn loss_of = [&](const Params& p) { return cross_entropy(linear(x, p[0], p[1]), y); };
+  // The same kernels on the same data: equal up to the last bit, or nearly, should cuBLASLt
+  // pick an algorithm that reduces with atomics.
+  expect_replays_match_eager(loss_of,
+                             {rnd({10, 20}, 43, kFloat32, -0.3, 0.3), rnd({10}, 44, kFloat32)},
+                             0.1, {1e-6, 1e-7});
+}
+
+TEST_F(CudaNnOps, ConvTrainingStepReplaysFromAGraph) {
+  const Tensor x = rnd({8, 3, 8, 8}, 45, kFloat32, -2, 2).cuda();
+  const Tensor y = test::uniform({8}, 46, 0, 10).to(kInt64).cuda();
+  const LossFn loss_of = [&](const Params& p) {
+    Tensor h = max_pool2d(relu(conv2d(x, p[0], p[1], {1, 1}, {1, 1})), {2, 2});
+    return cross_entropy(linear(h.reshape({8, 4 * 4 * 4}), p[2], p[3]), y);
+  };
+  // cuDNN's backward algorithms may accumulate with atomics, in any order.
+  expect_replays_match_eager(loss_of,
+                             {rnd({4, 3, 3, 3}, 47, kFloat32, -0.5, 0.5), rnd({4}, 48, kFloat32),
+                              rnd({10, 64}, 49, kFloat32, -0.2, 0.2), rnd({10}, 50, kFloat32)},
+                             0.05, {1e-5, 1e-6});
 }
 
 }  // namespace

@@ -1,26 +1,25 @@
 // CUDA op kernels against the CPU reference: element-wise (binary, unary, activations and their
 // gradients, where/clamp), reductions, softmax, cross-entropy, random fills and gathers/scatters,
-// over odd sizes, zero-size and non-contiguous operands. Skipped without a GPU.
+// over odd sizes, zero-size and non-contiguous operands; bad indices and targets, which the
+// device records and the next synchronisation raises. Skipped without a GPU.
 //
 // Outputs are compared in full. Kernels write into Tensor::empty memory, which is not
 // initialised, so an element a kernel forgets to write shows up as a mismatch; SetUp also
-// leaves freed NaN-filled blocks behind so that reused device memory is poisoned, not zero.
+// leaves freed 0xFF-filled blocks behind so that reused device memory is poisoned, not zero.
 #include <cmath>
 #include <functional>
 
-#include "support/check.h"
+#include "support/cuda_check.h"
 
 using namespace anvil;
 
 namespace {
 
-class CudaOps : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (!cuda_is_available()) GTEST_SKIP() << "no CUDA device";
-    for (int64_t n : {1, 64, 4096, 1 << 16, 1 << 20}) full({n}, NAN, kCUDA);  // poison, then free
-  }
-};
+using test::close;
+using test::message_of;
+using test::Tol;
+
+class CudaOps : public test::CudaTest {};
 
 using View = std::function<Tensor(const Tensor&)>;
 
@@ -60,9 +59,6 @@ Pair make(const Layout& l, uint64_t seed, DType dtype, double lo = -2, double hi
   return {l.view(base), l.view(base.cuda())};
 }
 
-struct Tol {
-  double rtol, atol;
-};
 Tol tol_for(DType dt) {
   switch (dt) {
     case kFloat32: return {1e-5, 1e-6};
@@ -71,31 +67,6 @@ Tol tol_for(DType dt) {
     case kBFloat16: return {1e-2, 1e-3};
     default: return {0, 0};
   }
-}
-
-::testing::AssertionResult same_result(const Tensor& cuda, const Tensor& cpu, Tol tol) {
-  if (!cuda.defined() || !cpu.defined()) return ::testing::AssertionFailure() << "undefined";
-  if (!cuda.device().is_cuda()) return ::testing::AssertionFailure() << "result not on CUDA";
-  if (cuda.dtype() != cpu.dtype())
-    return ::testing::AssertionFailure() << "dtype " << dtype_name(cuda.dtype()) << " vs "
-                                         << dtype_name(cpu.dtype());
-  // Exactly equal elements match (all_close alone would fail on equal infinities).
-  Tensor a = cuda.cpu().to(kFloat64), e = cpu.to(kFloat64), zero = zeros({}, kFloat64);
-  Tensor same_value = eq(a, e);
-  return test::all_close(where(same_value, zero, a), where(same_value, zero, e), tol.rtol, tol.atol);
-}
-
-// The message of the E that f throws, or a marker when it throws something else or nothing.
-template <class E>
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    return std::string("wrong exception type: ") + e.what();
-  }
-  return "did not throw";
 }
 
 const DType kFloats[] = {kFloat32, kFloat64, kBFloat16, kFloat16};
@@ -119,7 +90,7 @@ TEST_F(CudaOps, BinaryArithmeticAndComparisons) {
       Pair a = make(l, 1, dt, u8 ? 0 : -50, 50), b = make(l, 2, dt, u8 ? 0 : -50, 50);
       for (auto [name, f] : ops) {
         if (u8 && std::string(name) == "sub") continue;  // wraps identically, but skip the noise
-        EXPECT_TRUE(same_result(f(a.cuda, b.cuda), f(a.cpu, b.cpu), tol_for(f(a.cpu, b.cpu).dtype())))
+        EXPECT_TRUE(close(f(a.cuda, b.cuda), f(a.cpu, b.cpu), tol_for(f(a.cpu, b.cpu).dtype())))
             << name << " " << dtype_name(dt) << " " << l.name;
       }
     }
@@ -129,35 +100,35 @@ TEST_F(CudaOps, BinaryBroadcastPromotionAndScalars) {
   for (DType dt : kFloats) {
     Tensor a = test::uniform({5, 1, 7}, 3).to(dt), b = test::uniform({6, 1}, 4).to(dt);
     Tol t = tol_for(dt);
-    EXPECT_TRUE(same_result(add(a.cuda(), b.cuda()), add(a, b), t)) << dtype_name(dt);
-    EXPECT_TRUE(same_result(mul(a.cuda().transpose(0, 2), b.cuda()), mul(a.transpose(0, 2), b), t))
+    EXPECT_TRUE(close(add(a.cuda(), b.cuda()), add(a, b), t)) << dtype_name(dt);
+    EXPECT_TRUE(close(mul(a.cuda().transpose(0, 2), b.cuda()), mul(a.transpose(0, 2), b), t))
         << dtype_name(dt);
-    EXPECT_TRUE(same_result(sub(a.cuda(), 2.5), sub(a, 2.5), t)) << dtype_name(dt);
-    EXPECT_TRUE(same_result(1.5 / a.cuda(), 1.5 / a, t)) << dtype_name(dt);
+    EXPECT_TRUE(close(sub(a.cuda(), 2.5), sub(a, 2.5), t)) << dtype_name(dt);
+    EXPECT_TRUE(close(1.5 / a.cuda(), 1.5 / a, t)) << dtype_name(dt);
   }
   // int32 + float32 promotes; integer true division gives float32.
   Tensor i = test::uniform({9, 4}, 5, -20, 20).to(kInt32), f = test::uniform({4}, 6).to(kFloat32);
-  EXPECT_TRUE(same_result(add(i.cuda(), f.cuda()), add(i, f), tol_for(kFloat32)));
-  EXPECT_TRUE(same_result(div(i.cuda(), i.cuda() + 100), div(i, i + 100), tol_for(kFloat32)));
+  EXPECT_TRUE(close(add(i.cuda(), f.cuda()), add(i, f), tol_for(kFloat32)));
+  EXPECT_TRUE(close(div(i.cuda(), i.cuda() + 100), div(i, i + 100), tol_for(kFloat32)));
   // bool arithmetic is logic.
   Tensor p = gt(test::uniform({17}, 7), 0.0), q = gt(test::uniform({17}, 8), 0.0);
-  EXPECT_TRUE(same_result(add(p.cuda(), q.cuda()), add(p, q), {0, 0}));
-  EXPECT_TRUE(same_result(mul(p.cuda(), q.cuda()), mul(p, q), {0, 0}));
+  EXPECT_TRUE(close(add(p.cuda(), q.cuda()), add(p, q), {0, 0}));
+  EXPECT_TRUE(close(mul(p.cuda(), q.cuda()), mul(p, q), {0, 0}));
 }
 
 TEST_F(CudaOps, PowAndNaN) {
   for (DType dt : kFloats) {
     Tensor a = test::uniform({1023}, 9, 0.1, 3).to(dt), b = test::uniform({1023}, 10, -3, 3).to(dt);
-    EXPECT_TRUE(same_result(pow(a.cuda(), b.cuda()), pow(a, b), tol_for(dt))) << dtype_name(dt);
+    EXPECT_TRUE(close(pow(a.cuda(), b.cuda()), pow(a, b), tol_for(dt))) << dtype_name(dt);
   }
   // Integer pow (negative exponents as torch).
   Tensor ia = test::uniform({200}, 11, -5, 5).to(kInt64), ib = test::uniform({200}, 12, -2, 6).to(kInt64);
-  EXPECT_TRUE(same_result(pow(ia.cuda(), ib.cuda()), pow(ia, ib), {0, 0}));
+  EXPECT_TRUE(close(pow(ia.cuda(), ib.cuda()), pow(ia, ib), {0, 0}));
   // NaN propagates through maximum/minimum and compares false.
   Tensor x = tensor<float>({NAN, 1, -1, NAN, 0}), y = tensor<float>({0, NAN, 2, NAN, -0.0f});
   for (BinaryOpFn f : {BinaryOpFn(maximum), BinaryOpFn(minimum), BinaryOpFn(lt), BinaryOpFn(eq),
                        BinaryOpFn(ne)})
-    EXPECT_TRUE(same_result(f(x.cuda(), y.cuda()), f(x, y), {0, 0}));
+    EXPECT_TRUE(close(f(x.cuda(), y.cuda()), f(x, y), {0, 0}));
 }
 
 TEST_F(CudaOps, InPlaceBinary) {
@@ -165,11 +136,11 @@ TEST_F(CudaOps, InPlaceBinary) {
   Tensor ac = a.cuda(), at = a.clone();
   add_(ac, b.cuda(), 2.0);
   add_(at, b, 2.0);
-  EXPECT_TRUE(same_result(ac, at, tol_for(kFloat32)));
+  EXPECT_TRUE(close(ac, at, tol_for(kFloat32)));
   Tensor tc = a.cuda().t(), tt = a.clone().t();  // in place into a transposed view
   mul_(tc, b.cuda().unsqueeze(1));
   mul_(tt, b.unsqueeze(1));
-  EXPECT_TRUE(same_result(tc, tt, tol_for(kFloat32)));
+  EXPECT_TRUE(close(tc, tt, tol_for(kFloat32)));
 }
 
 // ---- unary and activations ----------------------------------------------------------------
@@ -203,13 +174,13 @@ TEST_F(CudaOps, UnaryFloat) {
     for (DType dt : kFloats) {
       Pair x = make(l, 21, dt, -3, 3);  // log/sqrt of negatives: NaN on both devices
       for (auto& [name, f] : float_unaries())
-        EXPECT_TRUE(same_result(f(x.cuda), f(x.cpu), tol_for(dt)))
+        EXPECT_TRUE(close(f(x.cuda), f(x.cpu), tol_for(dt)))
             << name << " " << dtype_name(dt) << " " << l.name;
     }
   // NaN, infinities and signed zeros.
   Tensor s = tensor<float>({NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 1e-30f, -100.0f});
   for (auto& [name, f] : float_unaries())
-    EXPECT_TRUE(same_result(f(s.cuda()), f(s), tol_for(kFloat32))) << name;
+    EXPECT_TRUE(close(f(s.cuda()), f(s), tol_for(kFloat32))) << name;
 }
 
 TEST_F(CudaOps, UnaryInteger) {
@@ -221,11 +192,11 @@ TEST_F(CudaOps, UnaryInteger) {
         if (op != "neg" && op != "abs" && op != "sign" && op != "square" && op != "relu" &&
             op != "logical_not" && op != "isnan")
           continue;
-        EXPECT_TRUE(same_result(f(x.cuda), f(x.cpu), {0, 0}))
+        EXPECT_TRUE(close(f(x.cuda), f(x.cpu), {0, 0}))
             << name << " " << dtype_name(dt) << " " << l.name;
       }
       // Floating math on integers converts first.
-      EXPECT_TRUE(same_result(exp(x.cuda), exp(x.cpu), tol_for(kFloat32))) << dtype_name(dt);
+      EXPECT_TRUE(close(exp(x.cuda), exp(x.cpu), tol_for(kFloat32))) << dtype_name(dt);
     }
 }
 
@@ -249,7 +220,7 @@ TEST_F(CudaOps, ActivationGradients) {
         Tensor xc = base.clone().requires_grad_(), xg = base.cuda().requires_grad_();
         f(l.view(xc)).backward(g);
         f(l.view(xg)).backward(g.cuda());
-        EXPECT_TRUE(same_result(xg.grad(), xc.grad(), tol_for(dt)))
+        EXPECT_TRUE(close(xg.grad(), xc.grad(), tol_for(dt)))
             << name << " " << dtype_name(dt) << " " << l.name;
       }
     }
@@ -264,19 +235,19 @@ TEST_F(CudaOps, WhereAndClamp) {
       Pair a = make(l, 31, dt, u8 ? 0 : -10, 10), b = make(l, 32, dt, u8 ? 0 : -10, 10);
       Pair c = make(l, 33, kFloat64);
       Tensor kc = gt(c.cpu, 0.0), kg = gt(c.cuda, 0.0);
-      EXPECT_TRUE(same_result(where(kg, a.cuda, b.cuda), where(kc, a.cpu, b.cpu), {0, 0}))
+      EXPECT_TRUE(close(where(kg, a.cuda, b.cuda), where(kc, a.cpu, b.cpu), {0, 0}))
           << dtype_name(dt) << " " << l.name;
-      EXPECT_TRUE(same_result(clamp(a.cuda, u8 ? 2 : -3, 5), clamp(a.cpu, u8 ? 2 : -3, 5), {0, 0}))
+      EXPECT_TRUE(close(clamp(a.cuda, u8 ? 2 : -3, 5), clamp(a.cpu, u8 ? 2 : -3, 5), {0, 0}))
           << dtype_name(dt) << " " << l.name;
-      EXPECT_TRUE(same_result(clamp_min(a.cuda, 1), clamp_min(a.cpu, 1), {0, 0})) << dtype_name(dt);
+      EXPECT_TRUE(close(clamp_min(a.cuda, 1), clamp_min(a.cpu, 1), {0, 0})) << dtype_name(dt);
     }
   // Broadcast condition and tensor bounds; NaN passes through clamp.
   Tensor x = tensor<float>({NAN, -5, 0.5f, 7, 2}), lo = tensor<float>({0}), hi = tensor<float>({1, 1, 1, 1, 3});
-  EXPECT_TRUE(same_result(clamp(x.cuda(), -1, 1), clamp(x, -1, 1), {0, 0}));
-  EXPECT_TRUE(same_result(maximum(minimum(x.cuda(), hi.cuda()), lo.cuda()),
+  EXPECT_TRUE(close(clamp(x.cuda(), -1, 1), clamp(x, -1, 1), {0, 0}));
+  EXPECT_TRUE(close(maximum(minimum(x.cuda(), hi.cuda()), lo.cuda()),
                           maximum(minimum(x, hi), lo), {0, 0}));
   Tensor cond = gt(test::uniform({6, 1}, 34), 0.0), p = test::uniform({1, 5}, 35).to(kFloat32);
-  EXPECT_TRUE(same_result(where(cond.cuda(), p.cuda(), x.cuda()), where(cond, p, x), {0, 0}));
+  EXPECT_TRUE(close(where(cond.cuda(), p.cuda(), x.cuda()), where(cond, p, x), {0, 0}));
 }
 
 // ---- reductions ---------------------------------------------------------------------------
@@ -297,25 +268,25 @@ TEST_F(CudaOps, Reductions) {
       Tensor xg = x.cuda();
       Tol t = tol_for(dt);
       const std::string what = std::string(dtype_name(dt)) + " " + to_string(c.shape);
-      EXPECT_TRUE(same_result(sum(xg, c.dims), sum(x, c.dims), t)) << "sum " << what;
+      EXPECT_TRUE(close(sum(xg, c.dims), sum(x, c.dims), t)) << "sum " << what;
       if (x.dim() == 2) {  // a transposed input (made contiguous by the op)
-        EXPECT_TRUE(same_result(sum(xg.t(), {0}), sum(x.t(), {0}), t)) << "sum^T " << what;
+        EXPECT_TRUE(close(sum(xg.t(), {0}), sum(x.t(), {0}), t)) << "sum^T " << what;
       }
       if (x.numel() == 0) continue;  // max/argmax over zero-size dims are refused
-      EXPECT_TRUE(same_result(amax(xg, c.dims), amax(x, c.dims), {0, 0})) << "amax " << what;
-      EXPECT_TRUE(same_result(amin(xg, c.dims), amin(x, c.dims), {0, 0})) << "amin " << what;
+      EXPECT_TRUE(close(amax(xg, c.dims), amax(x, c.dims), {0, 0})) << "amax " << what;
+      EXPECT_TRUE(close(amin(xg, c.dims), amin(x, c.dims), {0, 0})) << "amin " << what;
       if (is_floating(dt)) {
-        EXPECT_TRUE(same_result(mean(xg, c.dims), mean(x, c.dims), t)) << "mean " << what;
-        EXPECT_TRUE(same_result(var(xg, c.dims), var(x, c.dims), t)) << "var " << what;
-        EXPECT_TRUE(same_result(std_dev(xg, c.dims, 0), std_dev(x, c.dims, 0), t)) << "std " << what;
+        EXPECT_TRUE(close(mean(xg, c.dims), mean(x, c.dims), t)) << "mean " << what;
+        EXPECT_TRUE(close(var(xg, c.dims), var(x, c.dims), t)) << "var " << what;
+        EXPECT_TRUE(close(std_dev(xg, c.dims, 0), std_dev(x, c.dims, 0), t)) << "std " << what;
       }
       if (c.dims.size() == 1) {
         ValuesIndices mg = max(xg, c.dims[0]), mc = max(x, c.dims[0]);
-        EXPECT_TRUE(same_result(mg.values, mc.values, {0, 0})) << "max " << what;
-        EXPECT_TRUE(same_result(mg.indices, mc.indices, {0, 0})) << "max " << what;
-        EXPECT_TRUE(same_result(argmin(xg, c.dims[0]), argmin(x, c.dims[0]), {0, 0})) << what;
+        EXPECT_TRUE(close(mg.values, mc.values, {0, 0})) << "max " << what;
+        EXPECT_TRUE(close(mg.indices, mc.indices, {0, 0})) << "max " << what;
+        EXPECT_TRUE(close(argmin(xg, c.dims[0]), argmin(x, c.dims[0]), {0, 0})) << what;
       }
-      EXPECT_TRUE(same_result(argmax(xg), argmax(x), {0, 0})) << "argmax " << what;
+      EXPECT_TRUE(close(argmax(xg), argmax(x), {0, 0})) << "argmax " << what;
     }
 }
 
@@ -328,10 +299,10 @@ TEST_F(CudaOps, ArgExtremaTiesAndNaN) {
     x.select(0, 2).select(0, 1).fill_(NAN);
     Tensor xg = x.cuda();
     for (int64_t d : {0, 1}) {
-      EXPECT_TRUE(same_result(argmax(xg, d), argmax(x, d), {0, 0})) << n << " dim " << d;
-      EXPECT_TRUE(same_result(argmin(xg, d), argmin(x, d), {0, 0})) << n << " dim " << d;
-      EXPECT_TRUE(same_result(amax(xg, {d}), amax(x, {d}), {0, 0})) << n << " dim " << d;
-      EXPECT_TRUE(same_result(amin(xg, {d}), amin(x, {d}), {0, 0})) << n << " dim " << d;
+      EXPECT_TRUE(close(argmax(xg, d), argmax(x, d), {0, 0})) << n << " dim " << d;
+      EXPECT_TRUE(close(argmin(xg, d), argmin(x, d), {0, 0})) << n << " dim " << d;
+      EXPECT_TRUE(close(amax(xg, {d}), amax(x, {d}), {0, 0})) << n << " dim " << d;
+      EXPECT_TRUE(close(amin(xg, {d}), amin(x, {d}), {0, 0})) << n << " dim " << d;
     }
   }
 }
@@ -348,7 +319,7 @@ TEST_F(CudaOps, ReductionGradients) {
     Tensor xc = base.clone().requires_grad_(), xg = base.cuda().requires_grad_();
     sum(mul(fs[i](xc), fs[i](xc))).backward();
     sum(mul(fs[i](xg), fs[i](xg))).backward();
-    EXPECT_TRUE(same_result(xg.grad(), xc.grad(), {1e-4, 1e-6})) << "function " << i;
+    EXPECT_TRUE(close(xg.grad(), xc.grad(), {1e-4, 1e-6})) << "function " << i;
   }
 }
 
@@ -375,15 +346,15 @@ TEST_F(CudaOps, SoftmaxForwardBackward) {
         const std::string what = std::string(log ? "log_softmax " : "softmax ") +
                                  dtype_name(dt) + " " + to_string(c.shape) + " dim " +
                                  std::to_string(c.dim);
-        EXPECT_TRUE(same_result(yg, yc, tol_for(dt))) << what;
+        EXPECT_TRUE(close(yg, yc, tol_for(dt))) << what;
         yc.backward(g);
         yg.backward(g.cuda());
-        EXPECT_TRUE(same_result(xg.grad(), xc.grad(), tol_for(dt))) << what;
+        EXPECT_TRUE(close(xg.grad(), xc.grad(), tol_for(dt))) << what;
       }
   // Infinities: -inf entries get 0; a row of -inf is NaN on both.
   Tensor x = tensor<float>({-INFINITY, 0, 1, -INFINITY, -INFINITY, -INFINITY}, {2, 3});
-  EXPECT_TRUE(same_result(softmax(x.cuda(), 1), softmax(x, 1), tol_for(kFloat32)));
-  EXPECT_TRUE(same_result(log_softmax(x.cuda(), 1), log_softmax(x, 1), tol_for(kFloat32)));
+  EXPECT_TRUE(close(softmax(x.cuda(), 1), softmax(x, 1), tol_for(kFloat32)));
+  EXPECT_TRUE(close(log_softmax(x.cuda(), 1), log_softmax(x, 1), tol_for(kFloat32)));
 }
 
 // ---- cross-entropy ------------------------------------------------------------------------
@@ -408,7 +379,7 @@ TEST_F(CudaOps, CrossEntropy) {
             const std::string what = std::string(dtype_name(dt)) + " m=" + std::to_string(s.m) +
                                      " c=" + std::to_string(s.c) + " w=" + std::to_string(weighted) +
                                      " e=" + std::to_string(smoothing);
-            EXPECT_TRUE(same_result(lg, lc, tol_for(dt))) << what;
+            EXPECT_TRUE(close(lg, lc, tol_for(dt))) << what;
             if (red == Reduction::None) {
               lc.backward(g);
               lg.backward(g.cuda());
@@ -416,11 +387,11 @@ TEST_F(CudaOps, CrossEntropy) {
               lc.backward();
               lg.backward();
             }
-            EXPECT_TRUE(same_result(xg.grad(), xc.grad(), tol_for(dt))) << what;
+            EXPECT_TRUE(close(xg.grad(), xc.grad(), tol_for(dt))) << what;
           }
   // [N, C, d] logits (class dim moved last by the op).
   Tensor x = test::uniform({3, 5, 4}, 65).to(kFloat32), t = test::uniform({3, 4}, 66, 0, 5).to(kInt64);
-  EXPECT_TRUE(same_result(cross_entropy(x.cuda(), t.cuda()), cross_entropy(x, t), tol_for(kFloat32)));
+  EXPECT_TRUE(close(cross_entropy(x.cuda(), t.cuda()), cross_entropy(x, t), tol_for(kFloat32)));
 }
 
 TEST_F(CudaOps, CrossEntropyTargetOutOfRange) {
@@ -428,9 +399,17 @@ TEST_F(CudaOps, CrossEntropyTargetOutOfRange) {
   for (int64_t bad : {6, -1, 100}) {
     Tensor t = tensor<int64_t>({0, 5, bad, 7});
     std::string cpu = message_of<IndexError>([&] { cross_entropy(x, t); });
-    std::string gpu = message_of<IndexError>([&] { cross_entropy(x.cuda(), t.cuda()); });
     EXPECT_NE(cpu.find("out of bounds"), std::string::npos) << cpu;
-    EXPECT_EQ(gpu, cpu);
+    // The op does not wait for the device's check: the error surfaces at the next
+    // synchronisation (reading the loss), once, with the CPU's message.
+    Tensor xg = x.cuda().requires_grad_(), loss;
+    EXPECT_NO_THROW(loss = cross_entropy(xg, t.cuda()));
+    EXPECT_EQ(message_of<IndexError>([&] { loss.item<float>(); }), cpu) << "bad " << bad;
+    // The backward reads nothing through the bad targets: their rows get zero gradients.
+    EXPECT_NO_THROW(loss.backward());
+    EXPECT_NO_THROW(cuda_synchronize());
+    ASSERT_TRUE(xg.grad().defined());
+    EXPECT_TRUE(equal(xg.grad().cpu().slice(0, 2, 4), zeros({2, 6}))) << "bad " << bad;
   }
 }
 
@@ -443,36 +422,36 @@ TEST_F(CudaOps, RandomMatchesCpu) {
       const TensorOptions host(dt), dev = TensorOptions(dt).device(kCUDA);
       // Uniform draws are bit-identical; so are two draws in a row (the offsets advance alike).
       for (int rep = 0; rep < 2; ++rep)
-        EXPECT_TRUE(same_result(rand({n}, dev, &gg), rand({n}, host, &gc), {0, 0}))
+        EXPECT_TRUE(close(rand({n}, dev, &gg), rand({n}, host, &gc), {0, 0}))
             << "rand " << dtype_name(dt) << " " << n;
       // Normal draws use log/cos/sin, whose CUDA and glibc versions may differ in the last bit
       // of a double: exact after rounding to 32 bits or fewer, 1e-14 for float64.
       Tol t = dt == kFloat64 ? Tol{1e-14, 1e-15} : Tol{0, 0};
-      EXPECT_TRUE(same_result(randn({n}, dev, &gg), randn({n}, host, &gc), t))
+      EXPECT_TRUE(close(randn({n}, dev, &gg), randn({n}, host, &gc), t))
           << "randn " << dtype_name(dt) << " " << n;
       EXPECT_EQ(gg.offset(), gc.offset());
     }
   for (DType dt : {kInt64, kInt32, kUInt8, kFloat32}) {
     Generator gc(99), gg(99);
     const TensorOptions host(dt), dev = TensorOptions(dt).device(kCUDA);
-    EXPECT_TRUE(same_result(randint(-7, 200, {4097}, dev, &gg), randint(-7, 200, {4097}, host, &gc),
+    EXPECT_TRUE(close(randint(-7, 200, {4097}, dev, &gg), randint(-7, 200, {4097}, host, &gc),
                             {0, 0}))
         << dtype_name(dt);
   }
   // A range wider than 2^32 takes two lanes per element.
   Generator gc(5), gg(5);
   const int64_t big = int64_t(1) << 40;
-  EXPECT_TRUE(same_result(randint(-big, big, {1023}, TensorOptions(kInt64).device(kCUDA), &gg),
+  EXPECT_TRUE(close(randint(-big, big, {1023}, TensorOptions(kInt64).device(kCUDA), &gg),
                           randint(-big, big, {1023}, kInt64, &gc), {0, 0}));
   // In place into a non-contiguous tensor.
   Generator hc(6), hg(6);
-  Tensor tc = zeros({8, 9}).t(), tg = zeros({8, 9}, kCUDA).t();
+  Tensor tc = zeros({8, 9}).t(), tg = full({8, 9}, NAN, kCUDA).t();  // poisoned: all overwritten
   uniform_(tc, -3, 2, &hc);
   uniform_(tg, -3, 2, &hg);
-  EXPECT_TRUE(same_result(tg, tc, {0, 0}));
+  EXPECT_TRUE(close(tg, tc, {0, 0}));
   normal_(tc, 1, 2, &hc);
   normal_(tg, 1, 2, &hg);
-  EXPECT_TRUE(same_result(tg, tc, {0, 0}));
+  EXPECT_TRUE(close(tg, tc, {0, 0}));
 }
 
 // ---- gathers and scatters -----------------------------------------------------------------
@@ -485,26 +464,26 @@ TEST_F(CudaOps, IndexSelectGatherScatter) {
       for (int64_t d : {0, 1, 2}) {
         // Duplicates included.
         Tensor idx = test::uniform({9}, 72 + uint64_t(d), 0, double(a.size(d))).to(it);
-        EXPECT_TRUE(same_result(index_select(ag, d, idx.cuda()), index_select(a, d, idx), {0, 0}))
+        EXPECT_TRUE(close(index_select(ag, d, idx.cuda()), index_select(a, d, idx), {0, 0}))
             << dtype_name(dt) << " dim " << d;
         Tensor small = test::uniform({6}, 74, 0, 5).to(it);  // into a transposed input
-        EXPECT_TRUE(same_result(index_select(ag.transpose(0, 2), 0, small.cuda()),
+        EXPECT_TRUE(close(index_select(ag.transpose(0, 2), 0, small.cuda()),
                                 index_select(a.transpose(0, 2), 0, small), {0, 0}))
             << dtype_name(dt);
         // gather with an index smaller than the input in the other dims.
         Shape is = {4, 5, 3};
         is[size_t(d)] = 8;
         Tensor gi = test::uniform(is, 75 + uint64_t(d), 0, double(a.size(d))).to(it);
-        EXPECT_TRUE(same_result(gather(ag, d, gi.cuda()), gather(a, d, gi), {0, 0}))
+        EXPECT_TRUE(close(gather(ag, d, gi.cuda()), gather(a, d, gi), {0, 0}))
             << dtype_name(dt) << " dim " << d;
         // scatter_add accumulates duplicates, in any order on CUDA (so floats may round apart).
         Tensor src = test::uniform(is, 78, 0, 4).to(kInt64).to(dt);
-        EXPECT_TRUE(same_result(scatter_add(ag, d, gi.cuda(), src.cuda()), scatter_add(a, d, gi, src),
+        EXPECT_TRUE(close(scatter_add(ag, d, gi.cuda(), src.cuda()), scatter_add(a, d, gi, src),
                                 tol_for(dt)))
             << dtype_name(dt) << " dim " << d;
       }
       Tensor empty_idx = Tensor::empty({0}, it);
-      EXPECT_TRUE(same_result(index_select(ag, 1, empty_idx.cuda()), index_select(a, 1, empty_idx),
+      EXPECT_TRUE(close(index_select(ag, 1, empty_idx.cuda()), index_select(a, 1, empty_idx),
                               {0, 0}));
     }
 }
@@ -516,37 +495,79 @@ TEST_F(CudaOps, IndexGradientsAndEmbedding) {
   Tensor g = test::uniform({7, 6}, 82).to(kFloat64);
   embedding(wc, ids).backward(g);
   embedding(wg, ids.cuda()).backward(g.cuda());
-  EXPECT_TRUE(same_result(wg.grad(), wc.grad(), tol_for(kFloat64)));
+  EXPECT_TRUE(close(wg.grad(), wc.grad(), tol_for(kFloat64)));
   Tensor gi = test::uniform({11, 3}, 83, 0, 6).to(kInt64);
   Tensor xc = w.clone().requires_grad_(), xg = w.cuda().requires_grad_();
   Tensor gg = test::uniform({11, 3}, 84).to(kFloat64);
   gather(xc, 1, gi).backward(gg);
   gather(xg, 1, gi.cuda()).backward(gg.cuda());
-  EXPECT_TRUE(same_result(xg.grad(), xc.grad(), tol_for(kFloat64)));
+  EXPECT_TRUE(close(xg.grad(), xc.grad(), tol_for(kFloat64)));
   // bf16 sums of duplicates may round differently in another order.
   Tensor wb = w.to(kBFloat16);
   Tensor bc = wb.clone().requires_grad_(), bg = wb.cuda().requires_grad_();
   index_select(bc, 0, ids).backward(g.to(kBFloat16));
   index_select(bg, 0, ids.cuda()).backward(g.to(kBFloat16).cuda());
-  EXPECT_TRUE(same_result(bg.grad(), bc.grad(), tol_for(kBFloat16)));
+  EXPECT_TRUE(close(bg.grad(), bc.grad(), tol_for(kBFloat16)));
 }
 
 TEST_F(CudaOps, IndexOutOfRangeRaisesLikeCpu) {
   Tensor a = test::uniform({4, 5}, 85).to(kFloat32);
   for (DType it : {kInt64, kInt32}) {
     Tensor bad = tensor<int64_t>({0, 2, 5, -1}).to(it);
-    auto same_error = [&](const std::function<void(const Tensor&, const Tensor&)>& f) {
+    // On CUDA the op only enqueues the check: the error surfaces at the next synchronisation,
+    // a copy to the host or cuda_synchronize(), with the CPU's type and message.
+    auto same_error = [&](const std::function<Tensor(const Tensor&, const Tensor&)>& f) {
       std::string cpu = message_of<IndexError>([&] { f(a, bad); });
-      std::string gpu = message_of<IndexError>([&] { f(a.cuda(), bad.cuda()); });
       EXPECT_NE(cpu.find("out of range"), std::string::npos) << cpu;
-      EXPECT_EQ(gpu, cpu);
+      Tensor out;
+      EXPECT_NO_THROW(out = f(a.cuda(), bad.cuda())) << cpu;
+      EXPECT_EQ(message_of<IndexError>([&] { out.cpu(); }), cpu);
+      EXPECT_NO_THROW(cuda_synchronize()) << "raised once";
+      EXPECT_NO_THROW(f(a.cuda(), bad.cuda()));
+      EXPECT_EQ(message_of<IndexError>([] { cuda_synchronize(); }), cpu);
     };
-    same_error([](const Tensor& x, const Tensor& i) { index_select(x, 1, i); });
-    same_error([](const Tensor& x, const Tensor& i) { gather(x, 1, i.reshape({1, 4})); });
+    same_error([](const Tensor& x, const Tensor& i) { return index_select(x, 1, i); });
+    same_error([](const Tensor& x, const Tensor& i) { return gather(x, 1, i.reshape({1, 4})); });
     same_error([](const Tensor& x, const Tensor& i) {
-      scatter_add(x, 1, i.reshape({1, 4}), ones({1, 4}, x.options()));
+      return scatter_add(x, 1, i.reshape({1, 4}), ones({1, 4}, x.options()));
     });
+    same_error([](const Tensor& x, const Tensor& i) { return embedding(x.t(), i); });
   }
+}
+
+TEST_F(CudaOps, BadIndexTouchesNothingAndTheErrorClears) {
+  // Indices far outside the tensor: reading or writing through one would fault and poison the
+  // whole context, so getting the IndexError at all shows that no kernel used them.
+  const int64_t far = int64_t(1) << 40;
+  Tensor a = test::uniform({4, 5}, 86).to(kFloat32), ag = a.cuda();
+  Tensor bad = tensor<int64_t>({1, far, 3, -far}), bad_g = bad.cuda();
+  const std::string expected =
+      "index " + std::to_string(far) + " is out of range for dimension 1 of size 5";
+  EXPECT_EQ(message_of<IndexError>([&] { index_select(a, 1, bad); }),
+            message_of<IndexError>([&] { index_select(ag, 1, bad_g).cpu(); }));
+  EXPECT_TRUE(test::throws_with<IndexError>(
+      [&] {
+        gather(ag, 1, bad_g.reshape({1, 4}));
+        cuda_synchronize();
+      },
+      {"gather: ", expected}));
+  // A scatter writes nothing when an index is bad, as the CPU refuses before writing: the
+  // result still holds its input. Reading it raises the error, reading it again does not.
+  Tensor scattered = scatter_add(ag, 1, bad_g.reshape({1, 4}), ones({1, 4}, ag.options()));
+  EXPECT_TRUE(test::throws_with<IndexError>([&] { scattered.cpu(); }, {"scatter_add: ", expected}));
+  EXPECT_TRUE(equal(scattered.cpu(), a));
+  // The first error is kept until it is raised; later ones are dropped, not queued.
+  index_select(ag, 0, tensor<int64_t>({7}).cuda());
+  index_select(ag, 1, bad_g);
+  EXPECT_TRUE(test::throws_with<IndexError>(
+      [] { cuda_synchronize(); }, {"index_select: index 7 is out of range for dimension 0"}));
+  EXPECT_NO_THROW(cuda_synchronize());
+  // The device works on: good indices give the CPU's results.
+  Tensor good = tensor<int64_t>({4, 0, 4, 2});
+  EXPECT_TRUE(close(index_select(ag, 1, good.cuda()), index_select(a, 1, good), {0, 0}));
+  EXPECT_TRUE(close(gather(ag, 1, good.reshape({1, 4}).cuda()), gather(a, 1, good.reshape({1, 4})),
+                    {0, 0}));
+  EXPECT_NO_THROW(cuda_synchronize());
 }
 
 }  // namespace

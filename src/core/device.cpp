@@ -23,10 +23,15 @@ Device::Device(const std::string& spec) {
 namespace detail {
 // Set by the CUDA backend when it is linked in; absent, there are no CUDA devices.
 int (*cuda_device_count_hook)() = nullptr;
+void (*cuda_synchronize_hook)() = nullptr;
 }  // namespace detail
 
 int cuda_device_count() {
   return detail::cuda_device_count_hook ? detail::cuda_device_count_hook() : 0;
+}
+
+void cuda_synchronize() {
+  if (detail::cuda_synchronize_hook) detail::cuda_synchronize_hook();
 }
 
 std::string Device::str() const {

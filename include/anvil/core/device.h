@@ -33,4 +33,12 @@ const char* device_kind_name(DeviceKind k);
 int cuda_device_count();
 inline bool cuda_is_available() { return cuda_device_count() > 0; }
 
+// Waits until the work the calling thread queued on the current CUDA device is done, then
+// raises the first error a kernel found in its input since the last synchronisation (an index
+// out of range, a zero integer divisor, a bad cross-entropy target) as the IndexError or
+// ValueError the CPU raises for it, and clears it. CUDA ops do not wait for their kernels, so
+// such errors surface here, or at the next copy to the host (item(), to(kCPU)), not at the op.
+// Does nothing without a CUDA device.
+void cuda_synchronize();
+
 }  // namespace anvil

@@ -96,7 +96,7 @@ void batch_norm_cuda(const BatchNormArgs& a, const Tensor& out, const Tensor& sa
   ANVIL_DISPATCH_FLOAT(input.dtype(), "batch_norm", [&] {
     using T = dev_t<scalar_t>;
     using St = compute_t<T>;
-    batch_norm_kernel<T, St><<<int(a.channels), kReduceThreads>>>(
+    batch_norm_kernel<T, St><<<int(a.channels), kReduceThreads, 0, current_stream()>>>(
         a.batch, a.channels, a.spatial, a.eps, a.training, opt<const T>(input), opt<T>(out),
         opt<const St>(weight), opt<const St>(bias),
         a.training ? nullptr : opt<const St>(running_mean),
@@ -115,7 +115,7 @@ void batch_norm_backward_cuda(const BatchNormArgs& a, const Tensor& grad_input,
   ANVIL_DISPATCH_FLOAT(input.dtype(), "batch_norm_backward", [&] {
     using T = dev_t<scalar_t>;
     using St = compute_t<T>;
-    batch_norm_backward_kernel<T, St><<<int(a.channels), kReduceThreads>>>(
+    batch_norm_backward_kernel<T, St><<<int(a.channels), kReduceThreads, 0, current_stream()>>>(
         a.batch, a.channels, a.spatial, a.training, opt<const T>(input), opt<const T>(grad_out),
         opt<const St>(weight), opt<const St>(save_mean), opt<const St>(save_invstd),
         opt<T>(grad_input), opt<St>(grad_weight), opt<St>(grad_bias));

@@ -1,7 +1,9 @@
 // CUDA element-wise binary ops (arithmetic, comparisons, logical), matching the CPU kernels:
 // 16-bit floats compute in float, NaN propagates through maximum/minimum, integer division
-// truncates and refuses zero divisors, integer pow follows torch.
+// truncates, integer pow follows torch. A zero integer divisor gives 0 and is recorded on the
+// device (error_flag.h): the CPU's ValueError is raised at the next synchronisation.
 #include "backend/binary_kernels.h"
+#include "backend/cuda/error_flag.h"
 #include "backend/cuda/launch.cuh"
 
 namespace anvil::cuda {
@@ -27,7 +29,7 @@ __device__ inline C arith(BinaryOp op, C x, C y) {
     case BinaryOp::Add: return x + y;
     case BinaryOp::Sub: return x - y;
     case BinaryOp::Mul: return x * y;
-    case BinaryOp::Div: return C(x / y);  // integer divisors checked non-zero by the host
+    case BinaryOp::Div: return C(x / y);  // integer divisors are checked by ArithDyn
     case BinaryOp::Pow:
       if constexpr (std::is_integral_v<C>) return int_pow(x, y);
       else if constexpr (std::is_same_v<C, float>) return powf(x, y);
@@ -43,10 +45,18 @@ template <class T, BinaryOp kOp>
 struct ArithFixed {
   __device__ T operator()(T x, T y) const { return down<T>(arith(kOp, up(x), up(y))); }
 };
+// Integers; `site` is set for Div only.
 template <class T>
 struct ArithDyn {
   BinaryOp op;
-  __device__ T operator()(T x, T y) const { return T(arith(op, x, y)); }
+  ErrorSite site;
+  __device__ T operator()(T x, T y) const {
+    if (op == BinaryOp::Div && y == T(0)) {
+      record_error(site, ErrorCode::DivisionByZero, -1, 0, 0, 0);
+      return T(0);
+    }
+    return T(arith(op, x, y));
+  }
 };
 struct BoolOr {
   __device__ bool operator()(bool x, bool y) const { return x || y; }
@@ -74,31 +84,6 @@ struct Compare {
     }
   }
 };
-
-template <class T>
-__global__ void any_zero_kernel(Pack<1> p, const T* b, int64_t n, int* found) {
-  ANVIL_GRID_STRIDE(i, n) {
-    int64_t off[1];
-    offsets_of(p, i, off);
-    if (b[off[0]] == T(0)) *found = 1;
-  }
-}
-
-// Integer division refuses zero divisors before writing anything (a host sync, see launch.cuh).
-template <class T>
-void check_divisors(const Tensor& b) {
-  const int64_t n = b.numel();
-  if (n == 0) return;
-  Tensor scratch = Tensor::empty({1}, TensorOptions(kInt32).device(b.device()));
-  int* found = static_cast<int*>(scratch.data_ptr());
-  ANVIL_CUDA_CHECK(cudaMemset(found, 0, sizeof(int)));
-  any_zero_kernel<T><<<blocks_for(n), kThreads>>>(make_pack<1>({&b}),
-                                                  static_cast<const T*>(b.data_ptr()), n, found);
-  ANVIL_CUDA_CHECK(cudaGetLastError());
-  int host = 0;
-  ANVIL_CUDA_CHECK(cudaMemcpy(&host, found, sizeof(int), cudaMemcpyDeviceToHost));
-  if (host) throw ValueError("div: integer division by zero");
-}
 
 template <class T>
 void float_arith(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
@@ -130,8 +115,9 @@ void arithmetic(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b
         default: throw DTypeError("binary: this arithmetic op is not defined for bool tensors");
       }
     } else if constexpr (std::is_integral_v<T>) {
-      if (op == BinaryOp::Div) check_divisors<T>(b);
-      map2<T, T, T>(out, a, b, ArithDyn<T>{op});
+      ErrorSite site;
+      if (op == BinaryOp::Div) site = error_site(out.device().index, "div");
+      map2<T, T, T>(out, a, b, ArithDyn<T>{op, site});
     } else {
       float_arith<T>(op, out, a, b);
     }

@@ -1,8 +1,11 @@
 // CUDA 2-D convolution through cuDNN's convolution API: forward, backward data and backward
 // filter, with groups and dilation. float32 runs FMA-only kernels (exact float32, no TF32)
 // unless set_allow_tf32(true); float64 computes in double; float16/bfloat16 in float.
-// Algorithms come from cuDNN's heuristics (Get*Algorithm_v7): the first candidate that runs is
-// cached per geometry, dtype and direction. The bias and its gradient are our kernels.
+// Algorithms come from cuDNN's heuristics (Get*Algorithm_v7, a host-side query that neither
+// benchmarks nor waits for the device, unlike cudnnFind*): the first candidate that runs is
+// cached per geometry, dtype and direction, so the search runs once per shape; a warm-up step
+// runs it before a graph capture. Workspaces come from the caching allocator for each call and
+// all work runs on current_stream(). The bias and its gradient are our kernels.
 #include <climits>
 #include <map>
 #include <mutex>
@@ -11,6 +14,7 @@
 #include "backend/conv_kernels.h"
 #include "backend/cuda/handles.h"
 #include "backend/cuda/nn_helpers.h"
+#include "backend/cuda/stream.h"
 
 namespace anvil::cuda {
 namespace {
@@ -142,7 +146,8 @@ void convolve(Dir dir, const char* op, const ConvArgs& a, Setup& s, Heuristics h
       ANVIL_CUDNN_CHECK(cudnnSetConvolutionMathType(s.conv.d, c.math));
       size_t bytes = 0;
       ANVIL_CUDNN_CHECK(workspace(c.algo, &bytes));
-      check_cudnn(exec(c.algo, cudnn_workspace(s.device, bytes), bytes), op);
+      const Tensor ws = library_workspace(s.device, bytes);
+      check_cudnn(exec(c.algo, workspace_ptr(ws), bytes), op);
       return;
     }
   }
@@ -158,14 +163,14 @@ void convolve(Dir dir, const char* op, const ConvArgs& a, Setup& s, Heuristics h
     ANVIL_CUDNN_CHECK(cudnnSetConvolutionMathType(s.conv.d, math));
     size_t bytes = 0;
     if ((last = workspace(algo, &bytes)) != CUDNN_STATUS_SUCCESS) continue;
-    void* ws = nullptr;
+    Tensor ws;
     try {
-      ws = cudnn_workspace(s.device, bytes);
+      ws = library_workspace(s.device, bytes);
     } catch (const DeviceError&) {
       cudaGetLastError();  // out of memory for this candidate: try the next
       continue;
     }
-    last = exec(algo, ws, bytes);
+    last = exec(algo, workspace_ptr(ws), bytes);
     if (last == CUDNN_STATUS_SUCCESS) {
       std::lock_guard<std::mutex> lock(g_choice_mutex);
       choices()[key] = Choice{algo, math};
@@ -184,7 +189,8 @@ void conv2d_cuda(const ConvArgs& a, const Tensor& out, const Tensor& input, cons
   const int device = out.device().index;
   DeviceGuard guard(device);
   if (input.numel() == 0 || weight.numel() == 0) {
-    ANVIL_CUDA_CHECK(cudaMemset(out.data_ptr(), 0, size_t(out.numel()) * out.element_size()));
+    ANVIL_CUDA_CHECK(cudaMemsetAsync(out.data_ptr(), 0, size_t(out.numel()) * out.element_size(),
+                                     current_stream()));
   } else {
     Setup s(a, input.dtype(), device);
     cudnnHandle_t h = cudnn_handle(device);
@@ -216,8 +222,9 @@ void conv2d_backward_input_cuda(const ConvArgs& a, const Tensor& grad_input,
   const int device = grad_input.device().index;
   DeviceGuard guard(device);
   if (grad_out.numel() == 0 || weight.numel() == 0) {
-    ANVIL_CUDA_CHECK(cudaMemset(grad_input.data_ptr(), 0,
-                                size_t(grad_input.numel()) * grad_input.element_size()));
+    ANVIL_CUDA_CHECK(cudaMemsetAsync(grad_input.data_ptr(), 0,
+                                     size_t(grad_input.numel()) * grad_input.element_size(),
+                                     current_stream()));
     return;
   }
   Setup s(a, grad_out.dtype(), device);
@@ -250,8 +257,9 @@ void conv2d_backward_weight_cuda(const ConvArgs& a, const Tensor& grad_weight,
     channel_sums(grad_bias, grad_out, a.batch, a.out_channels, a.out_h * a.out_w);
   if (grad_weight.numel() == 0) return;
   if (grad_out.numel() == 0 || input.numel() == 0) {
-    ANVIL_CUDA_CHECK(cudaMemset(grad_weight.data_ptr(), 0,
-                                size_t(grad_weight.numel()) * grad_weight.element_size()));
+    ANVIL_CUDA_CHECK(cudaMemsetAsync(grad_weight.data_ptr(), 0,
+                                     size_t(grad_weight.numel()) * grad_weight.element_size(),
+                                     current_stream()));
     return;
   }
   Setup s(a, grad_out.dtype(), device);

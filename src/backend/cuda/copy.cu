@@ -1,4 +1,7 @@
-// CUDA copy (any strides, dtype conversion, host<->device) and fill.
+// CUDA copy (any strides, dtype conversion, host<->device) and fill, all on current_stream().
+// Copies between tensors of one device and host -> device copies do not wait for the device;
+// device -> host copies do (the host reads the result), and so raise the errors kernels have
+// recorded (error_flag.h).
 #include <cstring>
 
 #include "backend/copy_kernels.h"
@@ -33,11 +36,41 @@ void copy_on_device(const Tensor& dst, const Tensor& src) {
     using D = dev_t<scalar_t>;
     ANVIL_DISPATCH_ALL(src.dtype(), "copy_", [&] {
       using S = dev_t<scalar_t>;
-      copy_kernel<D, S><<<blocks_for(n), 256>>>(static_cast<D*>(dst.data_ptr()), gd,
-                                                 static_cast<const S*>(src.data_ptr()), gs, n);
+      copy_kernel<D, S><<<blocks_for(n), kThreads, 0, current_stream()>>>(
+          static_cast<D*>(dst.data_ptr()), gd, static_cast<const S*>(src.data_ptr()), gs, n);
     });
   });
   ANVIL_CUDA_CHECK(cudaGetLastError());
+}
+
+// A dense copy between two GPUs: each device's stream is ordered only with itself, so wait
+// for the source's pending writes, copy, and wait for the copy (the source may be freed and
+// reused on its own stream once this returns). Both waits raise recorded kernel errors. Not
+// part of a single-device training step.
+void copy_between_devices(const Tensor& dst, const Tensor& src, size_t nbytes) {
+  const int from = src.device().index, to = dst.device().index;
+  synchronize(from);
+  DeviceGuard guard(to);
+  ANVIL_CUDA_CHECK(
+      cudaMemcpyPeerAsync(dst.data_ptr(), to, src.data_ptr(), from, nbytes, current_stream()));
+  synchronize(to);
+}
+
+// Host -> device of a dense buffer of dst's dtype. From pageable memory (anvil's CPU tensors)
+// the driver stages the bytes into its own pinned buffer before cudaMemcpyAsync returns, so
+// `host` may go at once (the driver may wait for the stream to do so, and such a copy cannot
+// be captured into a graph). From page-locked memory the copy is truly asynchronous: the
+// bytes are read when the stream reaches the copy, so they must stay alive and unchanged until
+// then. The caller's own tensor is the caller's to keep (as with PyTorch's non_blocking
+// copies); a page-locked temporary made here is waited for.
+void copy_from_host(const Tensor& dst, const Tensor& host, bool temporary, size_t nbytes) {
+  DeviceGuard guard(dst.device().index);
+  ANVIL_CUDA_CHECK(cudaMemcpyAsync(dst.data_ptr(), host.data_ptr(), nbytes,
+                                   cudaMemcpyHostToDevice, current_stream()));
+  if (!temporary) return;
+  cudaPointerAttributes attr{};
+  ANVIL_CUDA_CHECK(cudaPointerGetAttributes(&attr, host.data_ptr()));
+  if (attr.type == cudaMemoryTypeHost) ANVIL_CUDA_CHECK(cudaStreamSynchronize(current_stream()));
 }
 
 void copy_cuda(const Tensor& dst, const Tensor& src) {
@@ -45,8 +78,15 @@ void copy_cuda(const Tensor& dst, const Tensor& src) {
   const bool same = dst.dtype() == src.dtype();
   const size_t nbytes = size_t(dst.numel()) * dst.element_size();
   if (dst.device().is_cuda() && src.device().is_cuda()) {
-    if (same && dst.is_contiguous() && src.is_contiguous()) {
-      ANVIL_CUDA_CHECK(cudaMemcpy(dst.data_ptr(), src.data_ptr(), nbytes, cudaMemcpyDeviceToDevice));
+    const bool dense = same && dst.is_contiguous() && src.is_contiguous();
+    if (dense && dst.device() == src.device()) {
+      DeviceGuard guard(dst.device().index);
+      ANVIL_CUDA_CHECK(cudaMemcpyAsync(dst.data_ptr(), src.data_ptr(), nbytes,
+                                       cudaMemcpyDeviceToDevice, current_stream()));
+      return;
+    }
+    if (dense) {
+      copy_between_devices(dst, src, nbytes);
       return;
     }
     ANVIL_CHECK(dst.device() == src.device(), DeviceError,
@@ -57,30 +97,30 @@ void copy_cuda(const Tensor& dst, const Tensor& src) {
   }
   if (src.device().is_cpu()) {  // host -> device: densify and convert on the host, then one memcpy
     Tensor host = src.to(dst.dtype()).contiguous();
+    const bool temporary = host.data_ptr() != src.data_ptr();
     if (dst.is_contiguous()) {
-      DeviceGuard guard(dst.device().index);
-      ANVIL_CUDA_CHECK(cudaMemcpy(dst.data_ptr(), host.data_ptr(), nbytes, cudaMemcpyHostToDevice));
+      copy_from_host(dst, host, temporary, nbytes);
     } else {
       Tensor staged = Tensor::empty(dst.shape(), dst.options());
-      copy_cuda(staged, host);
+      copy_from_host(staged, host, temporary, nbytes);
       copy_on_device(dst, staged);
     }
     return;
   }
-  // device -> host: densify and convert on the device, then one memcpy
+  // device -> host: densify and convert on the device, then one memcpy, then wait for it (and
+  // for everything before it) and raise what the kernels recorded
   Tensor dense = src;
   if (!same || !src.is_contiguous()) {
     dense = Tensor::empty(src.shape(), TensorOptions(dst.dtype()).device(src.device()));
     copy_on_device(dense, src);
   }
-  DeviceGuard guard(src.device().index);
-  if (dst.is_contiguous()) {
-    ANVIL_CUDA_CHECK(cudaMemcpy(dst.data_ptr(), dense.data_ptr(), nbytes, cudaMemcpyDeviceToHost));
-  } else {
-    Tensor host = Tensor::empty(dst.shape(), dst.dtype());
-    ANVIL_CUDA_CHECK(cudaMemcpy(host.data_ptr(), dense.data_ptr(), nbytes, cudaMemcpyDeviceToHost));
-    dst.copy_(host);
-  }
+  const int device = src.device().index;
+  DeviceGuard guard(device);
+  Tensor host = dst.is_contiguous() ? dst : Tensor::empty(dst.shape(), dst.dtype());
+  ANVIL_CUDA_CHECK(cudaMemcpyAsync(host.data_ptr(), dense.data_ptr(), nbytes,
+                                   cudaMemcpyDeviceToHost, current_stream()));
+  synchronize(device);
+  if (!host.is_same(dst)) dst.copy_(host);
 }
 
 void fill_cuda(const Tensor& dst, const Scalar& value) {
@@ -93,7 +133,8 @@ void fill_cuda(const Tensor& dst, const Scalar& value) {
     scalar_t host_v = value.to<std::conditional_t<std::is_integral_v<scalar_t>, scalar_t, double>>();
     D v;
     std::memcpy(static_cast<void*>(&v), &host_v, sizeof(D));  // same bits on both sides
-    fill_kernel<D><<<blocks_for(n), 256>>>(static_cast<D*>(dst.data_ptr()), g, v, n);
+    fill_kernel<D><<<blocks_for(n), kThreads, 0, current_stream()>>>(
+        static_cast<D*>(dst.data_ptr()), g, v, n);
   });
   ANVIL_CUDA_CHECK(cudaGetLastError());
 }

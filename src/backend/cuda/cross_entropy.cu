@@ -1,7 +1,10 @@
 // CUDA fused cross-entropy (log-softmax + NLL with class weights, ignore_index and label
 // smoothing), forward and backward, one warp or block per row of logits. The log-sum-exp is
 // computed in float for float32 and the 16-bit floats (double for float64); the weighted
-// combination and the outputs are double, as the CPU kernel's.
+// combination and the outputs are double, as the CPU kernel's. Targets are range-checked on the
+// device (index_check.cuh); a bad one is raised at the next synchronisation, and its row gets
+// a NaN loss and a zero gradient without reading through it.
+#include "backend/cuda/index_check.cuh"
 #include "backend/cuda/math.cuh"
 #include "backend/cuda/reduce.cuh"
 #include "backend/loss_kernels.h"
@@ -31,6 +34,13 @@ __global__ void forward_kernel(const T* x, const long long* t, const double* w, 
     const long long ti = t[i];
     if (ti == ignore_index) {  // uniform across the team
       if (Tm::lane() == 0) loss[i] = row_weight[i] = 0;
+      continue;
+    }
+    if (ti < 0 || ti >= c) {  // recorded by the range check
+      if (Tm::lane() == 0) {
+        loss[i] = __longlong_as_double(0x7ff8000000000000ll);  // NaN
+        row_weight[i] = 0;
+      }
       continue;
     }
     const T* row = x + i * c;
@@ -65,7 +75,7 @@ __global__ void backward_kernel(const T* x, const long long* t, const double* w,
     const T* row = x + i * c;
     T* grow = gx + i * c;
     const long long ti = t[i];
-    if (ti == ignore_index) {
+    if (ti == ignore_index || ti < 0 || ti >= c) {  // a bad target was recorded by the forward
       for (int64_t j = Tm::lane(); j < c; j += Tm::size()) grow[j] = down<T>(0.0f);
       continue;
     }
@@ -81,13 +91,11 @@ __global__ void backward_kernel(const T* x, const long long* t, const double* w,
   }
 }
 
-// Targets outside [0, C) other than ignore_index are refused before anything is computed.
-void check_targets(const Tensor& target, int64_t c, int64_t ignore_index) {
-  BadIndex bad = find_out_of_range<int64_t>(target, c, true, ignore_index);
-  if (bad.found)
-    throw IndexError(detail::cat("cross_entropy: target ", bad.value, " is out of bounds for ", c,
-                                 " classes (expected a value in [0, ", c, ") or ignore_index ",
-                                 ignore_index, ")"));
+// Records the first target outside [0, C) other than ignore_index.
+RangeCheck check_targets(const Tensor& target, int64_t c, int64_t ignore_index) {
+  const ErrorSite site = error_site(target.device().index, "cross_entropy");
+  return check_index_range<int64_t>(target, c, site, ErrorCode::TargetOutOfRange, ignore_index,
+                                    true, ignore_index);
 }
 
 const double* weight_ptr(const Tensor& w) {
@@ -99,7 +107,7 @@ void cross_entropy_cuda(const CrossEntropyArgs& a, const Tensor& loss, const Ten
   const int64_t m = logits.size(0), c = logits.size(1);
   if (m == 0) return;
   DeviceGuard guard(logits.device().index);
-  check_targets(target, c, a.ignore_index);
+  check_targets(target, c, a.ignore_index);  // the kernel below guards its rows itself
   const auto* t = static_cast<const long long*>(target.data_ptr());
   auto* l = static_cast<double*>(loss.data_ptr());
   auto* rw = static_cast<double*>(row_weight.data_ptr());
@@ -109,11 +117,11 @@ void cross_entropy_cuda(const CrossEntropyArgs& a, const Tensor& loss, const Ten
     using T = dev_t<scalar_t>;
     const T* x = static_cast<const T*>(logits.data_ptr());
     if (block)
-      forward_kernel<true, T><<<blocks, kReduceThreads>>>(x, t, weight_ptr(weight), l, rw, m, c,
-                                                          a.ignore_index, a.smoothing);
+      forward_kernel<true, T><<<blocks, kReduceThreads, 0, current_stream()>>>(
+          x, t, weight_ptr(weight), l, rw, m, c, a.ignore_index, a.smoothing);
     else
-      forward_kernel<false, T><<<blocks, kReduceThreads>>>(x, t, weight_ptr(weight), l, rw, m, c,
-                                                           a.ignore_index, a.smoothing);
+      forward_kernel<false, T><<<blocks, kReduceThreads, 0, current_stream()>>>(
+          x, t, weight_ptr(weight), l, rw, m, c, a.ignore_index, a.smoothing);
   });
   ANVIL_CUDA_CHECK(cudaGetLastError());
 }
@@ -133,11 +141,11 @@ void cross_entropy_backward_cuda(const CrossEntropyArgs& a, const Tensor& grad_l
     const T* x = static_cast<const T*>(logits.data_ptr());
     T* gx = static_cast<T*>(grad_logits.data_ptr());
     if (block)
-      backward_kernel<true, T><<<blocks, kReduceThreads>>>(x, t, weight_ptr(weight), g, gx, m, c,
-                                                           a.ignore_index, a.smoothing);
+      backward_kernel<true, T><<<blocks, kReduceThreads, 0, current_stream()>>>(
+          x, t, weight_ptr(weight), g, gx, m, c, a.ignore_index, a.smoothing);
     else
-      backward_kernel<false, T><<<blocks, kReduceThreads>>>(x, t, weight_ptr(weight), g, gx, m,
-                                                            c, a.ignore_index, a.smoothing);
+      backward_kernel<false, T><<<blocks, kReduceThreads, 0, current_stream()>>>(
+          x, t, weight_ptr(weight), g, gx, m, c, a.ignore_index, a.smoothing);
   });
   ANVIL_CUDA_CHECK(cudaGetLastError());
 }

@@ -1,4 +1,4 @@
-// Lazily created per-device cuBLASLt/cuDNN handles and workspaces, and the TF32 switch.
+// Lazily created per-device cuBLASLt/cuDNN handles, library workspaces, and the TF32 switch.
 #include "backend/cuda/handles.h"
 
 #include <array>
@@ -6,6 +6,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+
+#include "backend/cuda/stream.h"
 
 namespace anvil::cuda {
 namespace {
@@ -18,10 +20,7 @@ constexpr int kMaxDevices = 64;
 struct DeviceState {
   int device = 0;
   cublasLtHandle_t lt = nullptr;
-  void* lt_workspace = nullptr;
   cudnnHandle_t dnn = nullptr;
-  void* dnn_workspace = nullptr;
-  size_t dnn_workspace_bytes = 0;
 
   DeviceState() = default;
   DeviceState(const DeviceState&) = delete;
@@ -32,8 +31,6 @@ struct DeviceState {
     cudaSetDevice(device);
     if (dnn) cudnnDestroy(dnn);
     if (lt) cublasLtDestroy(lt);
-    cudaFree(dnn_workspace);
-    cudaFree(lt_workspace);
     cudaSetDevice(prev);
   }
 };
@@ -83,34 +80,22 @@ void check_cudnn(cudnnStatus_t status, const char* what) {
 cublasLtHandle_t cublaslt_handle(int device) {
   DeviceState& s = state(device);
   std::lock_guard<std::mutex> lock(pool().mutex);
-  if (!s.lt_workspace) ANVIL_CUDA_CHECK(cudaMalloc(&s.lt_workspace, kCublasLtWorkspaceBytes));
   if (!s.lt) ANVIL_CUBLAS_CHECK(cublasLtCreate(&s.lt));
   return s.lt;
-}
-
-void* cublaslt_workspace(int device) {
-  cublaslt_handle(device);
-  return state(device).lt_workspace;
 }
 
 cudnnHandle_t cudnn_handle(int device) {
   DeviceState& s = state(device);
   std::lock_guard<std::mutex> lock(pool().mutex);
   if (!s.dnn) ANVIL_CUDNN_CHECK(cudnnCreate(&s.dnn));
+  ANVIL_CUDNN_CHECK(cudnnSetStream(s.dnn, current_stream()));
   return s.dnn;
 }
 
-void* cudnn_workspace(int device, size_t bytes) {
-  DeviceState& s = state(device);
-  std::lock_guard<std::mutex> lock(pool().mutex);
-  if (bytes > s.dnn_workspace_bytes) {
-    if (s.dnn_workspace) ANVIL_CUDA_CHECK(cudaFree(s.dnn_workspace));
-    s.dnn_workspace = nullptr;
-    s.dnn_workspace_bytes = 0;
-    ANVIL_CUDA_CHECK(cudaMalloc(&s.dnn_workspace, bytes));
-    s.dnn_workspace_bytes = bytes;
-  }
-  return s.dnn_workspace;
+Tensor library_workspace(int device, size_t bytes) {
+  if (bytes == 0) return Tensor();
+  const Device dev(DeviceKind::CUDA, device);
+  return Tensor::empty({int64_t(bytes)}, TensorOptions(kUInt8).device(dev));
 }
 
 }  // namespace anvil::cuda

@@ -1,8 +1,11 @@
-// CUDA gathers and scatters by int32/int64 indices. Index values are checked on the device and
-// the verdict read back before anything is written (a host sync, see launch.cuh). Gathers copy
-// elements by size; scatters add with atomics, so duplicate indices accumulate in an
-// unspecified order (floating results may differ from the CPU's in the last bits).
-#include "backend/cuda/launch.cuh"
+// CUDA gathers and scatters by int32/int64 indices. Index values are checked on the device
+// without waiting for the verdict (index_check.cuh): a bad index is recorded and raised at the
+// next synchronisation. The kernels never touch memory through a bad index: gathers write 0
+// for it, and scatters, which work in place, write nothing at all when the check found one
+// (as the CPU refuses before writing). Gathers copy elements by size; scatters add with
+// atomics, so duplicate indices accumulate in an unspecified order (floating results may
+// differ from the CPU's in the last bits).
+#include "backend/cuda/index_check.cuh"
 #include "backend/index_kernels.h"
 
 namespace anvil::cuda {
@@ -22,17 +25,17 @@ Around around(const Shape& s, int64_t dim) {
   return g;
 }
 
-template <class I>
-void check_range(const char* op, const Tensor& index, int64_t dim, int64_t size) {
-  BadIndex bad = find_out_of_range<I>(index, size);
-  ANVIL_CHECK(!bad.found, IndexError, op, ": index ", bad.value,
-              " is out of range for dimension ", dim, " of size ", size,
-              " (expected 0 <= index < ", size, ")");
+// Enqueues the range check of `index` against dimension `dim` of size `size`.
+RangeCheck check_indices(const char* op, const Tensor& index, int64_t dim, int64_t size) {
+  const ErrorSite site = error_site(index.device().index, op);
+  RangeCheck check;
+  ANVIL_DISPATCH_INDEX(index.dtype(), op, [&] {
+    check = check_index_range<scalar_t>(index, size, site, ErrorCode::IndexOutOfRange, dim);
+  });
+  return check;
 }
 
-void check_indices(const char* op, const Tensor& index, int64_t dim, int64_t size) {
-  ANVIL_DISPATCH_INDEX(index.dtype(), op, [&] { check_range<scalar_t>(op, index, dim, size); });
-}
+__device__ inline bool in_range(int64_t v, int64_t size) { return v >= 0 && v < size; }
 
 // An unsigned type of each element size, for gathers that only move bits.
 template <size_t N> struct Bits;
@@ -73,39 +76,50 @@ template <class T> __device__ inline void atomic_add(T* y, T v) {
   }
 }
 
-// out[o, j, i] = a[o, index[j], i]
+// out[o, j, i] = a[o, index[j], i] (0 for a bad index)
 template <class B, class I>
 __global__ void index_select_kernel(B* out, const B* a, const I* idx, int64_t total, int64_t k,
                                     int64_t inner, int64_t n) {
   ANVIL_GRID_STRIDE(p, total) {
     const int64_t i = p % inner, r = p / inner, j = r % k, o = r / k;
-    out[p] = a[(o * n + int64_t(idx[j])) * inner + i];
+    const int64_t v = int64_t(idx[j]);
+    out[p] = in_range(v, n) ? a[(o * n + v) * inner + i] : B(0);
   }
 }
 
-// out[o, index[j], i] += src[o, j, i]
+// out[o, index[j], i] += src[o, j, i]; nothing when the check found a bad index.
 template <class T, class I>
 __global__ void index_add_kernel(T* out, const T* src, const I* idx, int64_t total, int64_t k,
-                                 int64_t inner, int64_t n) {
+                                 int64_t inner, int64_t n, const unsigned long long* bad) {
+  if (found_bad(bad)) return;
   ANVIL_GRID_STRIDE(p, total) {
     const int64_t i = p % inner, r = p / inner, j = r % k, o = r / k;
-    atomic_add(out + (o * n + int64_t(idx[j])) * inner + i, src[p]);
+    const int64_t v = int64_t(idx[j]);
+    if (in_range(v, n)) atomic_add(out + (o * n + v) * inner + i, src[p]);
   }
 }
 
-// out[p] = a[offset of p's coordinates in a, with coordinate dim = index[p]]. `ga` has the
-// index's sizes and a's strides, with the stride of dim zeroed; `step` is a's stride of dim.
+// out[p] = a[offset of p's coordinates in a, with coordinate dim = index[p]] (0 for a bad
+// index). `ga` has the index's sizes and a's strides, with the stride of dim zeroed; `step`
+// is a's stride of dim, `size` a's size along it.
 template <class B, class I>
 __global__ void gather_kernel(B* out, const B* a, const I* idx, Geometry ga, int64_t step,
-                              int64_t total) {
-  ANVIL_GRID_STRIDE(p, total) out[p] = a[offset_of(ga, p) + int64_t(idx[p]) * step];
+                              int64_t size, int64_t total) {
+  ANVIL_GRID_STRIDE(p, total) {
+    const int64_t v = int64_t(idx[p]);
+    out[p] = in_range(v, size) ? a[offset_of(ga, p) + v * step] : B(0);
+  }
 }
 
+// Nothing when the check found a bad index.
 template <class T, class I>
 __global__ void scatter_add_kernel(T* out, const T* src, const I* idx, Geometry gy, int64_t step,
-                                   Geometry gx, int64_t total) {
+                                   int64_t size, Geometry gx, int64_t total,
+                                   const unsigned long long* bad) {
+  if (found_bad(bad)) return;
   ANVIL_GRID_STRIDE(p, total) {
-    atomic_add(out + offset_of(gy, p) + int64_t(idx[p]) * step, src[offset_of(gx, p)]);
+    const int64_t v = int64_t(idx[p]);
+    if (in_range(v, size)) atomic_add(out + offset_of(gy, p) + v * step, src[offset_of(gx, p)]);
   }
 }
 
@@ -127,7 +141,7 @@ void index_select_cuda(const char* op, const Tensor& out, const Tensor& a, int64
   dispatch_bits(a.element_size(), op, [&](auto zero) {
     using B = decltype(zero);
     ANVIL_DISPATCH_INDEX(index.dtype(), op, [&] {
-      index_select_kernel<B, scalar_t><<<blocks_for(total), kThreads>>>(
+      index_select_kernel<B, scalar_t><<<blocks_for(total), kThreads, 0, current_stream()>>>(
           static_cast<B*>(out.data_ptr()), static_cast<const B*>(a.data_ptr()),
           static_cast<const scalar_t*>(index.data_ptr()), total, g.k, g.inner, n);
     });
@@ -139,7 +153,7 @@ void index_add_cuda(const char* op, const Tensor& out, int64_t dim, const Tensor
                     const Tensor& src) {
   DeviceGuard guard(out.device().index);
   const int64_t n = out.shape()[size_t(dim)];
-  check_indices(op, index, dim, n);
+  const RangeCheck check = check_indices(op, index, dim, n);
   const int64_t total = src.numel();
   if (total == 0) return;
   Around g = around(src.shape(), dim);
@@ -148,8 +162,9 @@ void index_add_cuda(const char* op, const Tensor& out, int64_t dim, const Tensor
     T* y = static_cast<T*>(out.data_ptr());
     const T* x = static_cast<const T*>(src.data_ptr());
     ANVIL_DISPATCH_INDEX(index.dtype(), op, [&] {
-      index_add_kernel<T, scalar_t><<<blocks_for(total), kThreads>>>(
-          y, x, static_cast<const scalar_t*>(index.data_ptr()), total, g.k, g.inner, n);
+      index_add_kernel<T, scalar_t><<<blocks_for(total), kThreads, 0, current_stream()>>>(
+          y, x, static_cast<const scalar_t*>(index.data_ptr()), total, g.k, g.inner, n,
+          check.first);
     });
   });
   ANVIL_CUDA_CHECK(cudaGetLastError());
@@ -158,7 +173,8 @@ void index_add_cuda(const char* op, const Tensor& out, int64_t dim, const Tensor
 void gather_cuda(const char* op, const Tensor& out, const Tensor& a, int64_t dim,
                  const Tensor& index) {
   DeviceGuard guard(out.device().index);
-  check_indices(op, index, dim, a.shape()[size_t(dim)]);
+  const int64_t size = a.shape()[size_t(dim)];
+  check_indices(op, index, dim, size);
   const int64_t total = index.numel();
   if (total == 0) return;
   const Geometry ga = index_geometry(index, a, dim, true);
@@ -166,9 +182,9 @@ void gather_cuda(const char* op, const Tensor& out, const Tensor& a, int64_t dim
   dispatch_bits(a.element_size(), op, [&](auto zero) {
     using B = decltype(zero);
     ANVIL_DISPATCH_INDEX(index.dtype(), op, [&] {
-      gather_kernel<B, scalar_t><<<blocks_for(total), kThreads>>>(
+      gather_kernel<B, scalar_t><<<blocks_for(total), kThreads, 0, current_stream()>>>(
           static_cast<B*>(out.data_ptr()), static_cast<const B*>(a.data_ptr()),
-          static_cast<const scalar_t*>(index.data_ptr()), ga, step, total);
+          static_cast<const scalar_t*>(index.data_ptr()), ga, step, size, total);
     });
   });
   ANVIL_CUDA_CHECK(cudaGetLastError());
@@ -177,7 +193,8 @@ void gather_cuda(const char* op, const Tensor& out, const Tensor& a, int64_t dim
 void scatter_add_cuda(const char* op, const Tensor& out, int64_t dim, const Tensor& index,
                       const Tensor& src) {
   DeviceGuard guard(out.device().index);
-  check_indices(op, index, dim, out.shape()[size_t(dim)]);
+  const int64_t size = out.shape()[size_t(dim)];
+  const RangeCheck check = check_indices(op, index, dim, size);
   const int64_t total = index.numel();
   if (total == 0) return;
   const Geometry gy = index_geometry(index, out, dim, true);
@@ -188,8 +205,9 @@ void scatter_add_cuda(const char* op, const Tensor& out, int64_t dim, const Tens
     T* y = static_cast<T*>(out.data_ptr());
     const T* x = static_cast<const T*>(src.data_ptr());
     ANVIL_DISPATCH_INDEX(index.dtype(), op, [&] {
-      scatter_add_kernel<T, scalar_t><<<blocks_for(total), kThreads>>>(
-          y, x, static_cast<const scalar_t*>(index.data_ptr()), gy, step, gx, total);
+      scatter_add_kernel<T, scalar_t><<<blocks_for(total), kThreads, 0, current_stream()>>>(
+          y, x, static_cast<const scalar_t*>(index.data_ptr()), gy, step, size, gx, total,
+          check.first);
     });
   });
   ANVIL_CUDA_CHECK(cudaGetLastError());

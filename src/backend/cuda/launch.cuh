@@ -1,6 +1,6 @@
 // Shared pieces of the CUDA kernels: device types for anvil's storage types, conversions to the
-// compute type, strided operand geometry, launch sizes, an element-wise map over operands of
-// one shape, and index range checks that report back to the host.
+// compute type, strided operand geometry, launch sizes and an element-wise map over operands
+// of one shape. Every launch goes to current_stream() (stream.h).
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -11,6 +11,7 @@
 
 #include "anvil/core/tensor.h"
 #include "backend/cuda/runtime.h"
+#include "backend/cuda/stream.h"
 
 namespace anvil::cuda {
 
@@ -187,9 +188,9 @@ template <class O, class A, class F>
 void map1(const Tensor& out, const Tensor& a, F f) {
   const int64_t n = out.numel();
   if (n == 0) return;
-  map1_kernel<O, A, F><<<blocks_for(n), kThreads>>>(make_pack<2>({&out, &a}),
-                                                    static_cast<O*>(out.data_ptr()),
-                                                    static_cast<const A*>(a.data_ptr()), n, f);
+  map1_kernel<O, A, F><<<blocks_for(n), kThreads, 0, current_stream()>>>(
+      make_pack<2>({&out, &a}), static_cast<O*>(out.data_ptr()),
+      static_cast<const A*>(a.data_ptr()), n, f);
   ANVIL_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -197,7 +198,7 @@ template <class O, class A, class B, class F>
 void map2(const Tensor& out, const Tensor& a, const Tensor& b, F f) {
   const int64_t n = out.numel();
   if (n == 0) return;
-  map2_kernel<O, A, B, F><<<blocks_for(n), kThreads>>>(
+  map2_kernel<O, A, B, F><<<blocks_for(n), kThreads, 0, current_stream()>>>(
       make_pack<3>({&out, &a, &b}), static_cast<O*>(out.data_ptr()),
       static_cast<const A*>(a.data_ptr()), static_cast<const B*>(b.data_ptr()), n, f);
   ANVIL_CUDA_CHECK(cudaGetLastError());
@@ -207,58 +208,11 @@ template <class O, class A, class B, class C, class F>
 void map3(const Tensor& out, const Tensor& a, const Tensor& b, const Tensor& c, F f) {
   const int64_t n = out.numel();
   if (n == 0) return;
-  map3_kernel<O, A, B, C, F><<<blocks_for(n), kThreads>>>(
+  map3_kernel<O, A, B, C, F><<<blocks_for(n), kThreads, 0, current_stream()>>>(
       make_pack<4>({&out, &a, &b, &c}), static_cast<O*>(out.data_ptr()),
       static_cast<const A*>(a.data_ptr()), static_cast<const B*>(b.data_ptr()),
       static_cast<const C*>(c.data_ptr()), n, f);
   ANVIL_CUDA_CHECK(cudaGetLastError());
-}
-
-// ---- index checks -------------------------------------------------------------------------
-// Kernels that must refuse bad index values before writing anything run a check kernel first
-// and read its verdict back: a host synchronisation (acceptable for now; a graph-capturable
-// version would record the error on the device and raise it at the next sync point).
-
-constexpr unsigned long long kNoBadPosition = ~0ull;
-
-// *first = the smallest position p with idx[p] outside [0, size) and != skip (when has_skip).
-template <class I>
-__global__ void first_out_of_range_kernel(const I* idx, int64_t n, int64_t size, bool has_skip,
-                                          int64_t skip, unsigned long long* first) {
-  ANVIL_GRID_STRIDE(p, n) {
-    const int64_t v = int64_t(idx[p]);
-    if ((v < 0 || v >= size) && !(has_skip && v == skip))
-      atomicMin(first, static_cast<unsigned long long>(p));
-  }
-}
-
-struct BadIndex {
-  bool found = false;
-  int64_t position = 0, value = 0;
-};
-
-// The first entry of the contiguous index tensor outside [0, size) (other than `skip`).
-template <class I>
-BadIndex find_out_of_range(const Tensor& index, int64_t size, bool has_skip = false,
-                           int64_t skip = 0) {
-  BadIndex bad;
-  const int64_t n = index.numel();
-  if (n == 0) return bad;
-  Tensor scratch = Tensor::empty({1}, TensorOptions(kInt64).device(index.device()));
-  auto* first = static_cast<unsigned long long*>(scratch.data_ptr());
-  ANVIL_CUDA_CHECK(cudaMemset(first, 0xff, sizeof(unsigned long long)));
-  const I* idx = static_cast<const I*>(index.data_ptr());
-  first_out_of_range_kernel<I><<<blocks_for(n), kThreads>>>(idx, n, size, has_skip, skip, first);
-  ANVIL_CUDA_CHECK(cudaGetLastError());
-  unsigned long long pos = 0;
-  ANVIL_CUDA_CHECK(cudaMemcpy(&pos, first, sizeof(pos), cudaMemcpyDeviceToHost));  // syncs
-  if (pos == kNoBadPosition) return bad;
-  I value{};
-  ANVIL_CUDA_CHECK(cudaMemcpy(&value, idx + pos, sizeof(I), cudaMemcpyDeviceToHost));
-  bad.found = true;
-  bad.position = int64_t(pos);
-  bad.value = int64_t(value);
-  return bad;
 }
 
 }  // namespace anvil::cuda

@@ -2,14 +2,18 @@
 // transposes: out^T [n, m] = op(b)^T op(a)^T, so b's buffer is cuBLASLt's A and a's its B, with
 // the same transpose flags. Batches are strided batches. float32 computes in exact float32
 // (CUBLAS_COMPUTE_32F) unless set_allow_tf32(true); float64 in float64; float16/bfloat16 in
-// float32. The algorithm comes from cublasLtMatmulAlgoGetHeuristic and is cached per shape,
-// dtype, transposes and operand alignment. Integers use a plain kernel (nn_helpers.cu).
+// float32. The algorithm comes from cublasLtMatmulAlgoGetHeuristic (a host-side query) and is
+// cached per shape, dtype, transposes and operand alignment, with the workspace it needs; the
+// workspace comes from the caching allocator for each call. Everything runs on
+// current_stream() without waiting for it, so products can be captured into CUDA graphs.
+// Integers use a plain kernel (nn_helpers.cu).
 #include <map>
 #include <mutex>
 #include <tuple>
 
 #include "backend/cuda/handles.h"
 #include "backend/cuda/nn_helpers.h"
+#include "backend/cuda/stream.h"
 #include "backend/matmul_kernels.h"
 
 namespace anvil::cuda {
@@ -67,9 +71,13 @@ uint32_t alignment(const void* p, int64_t batch_stride_bytes, int64_t batch) {
 
 using AlgoKey = std::tuple<int, int, bool, bool, int64_t, int64_t, int64_t, int64_t, bool,
                            uint32_t, uint32_t, uint32_t>;
+struct Algo {
+  cublasLtMatmulAlgo_t algo;
+  size_t workspace_bytes;
+};
 std::mutex g_algo_mutex;
-std::map<AlgoKey, cublasLtMatmulAlgo_t>& algo_cache() {
-  static auto* cache = new std::map<AlgoKey, cublasLtMatmulAlgo_t>;  // outlives static teardown
+std::map<AlgoKey, Algo>& algo_cache() {
+  static auto* cache = new std::map<AlgoKey, Algo>;  // outlives static teardown
   return *cache;
 }
 
@@ -102,7 +110,8 @@ void matmul_cuda(const Tensor& out, const Tensor& a, const Tensor& b, bool trans
   const int device = out.device().index;
   DeviceGuard guard(device);
   if (k == 0) {
-    ANVIL_CUDA_CHECK(cudaMemset(out.data_ptr(), 0, size_t(out.numel()) * out.element_size()));
+    ANVIL_CUDA_CHECK(cudaMemsetAsync(out.data_ptr(), 0, size_t(out.numel()) * out.element_size(),
+                                     current_stream()));
     return;
   }
   const DType dt = a.dtype();
@@ -134,7 +143,7 @@ void matmul_cuda(const Tensor& out, const Tensor& a, const Tensor& b, bool trans
   const AlgoKey key{device, int(dt), trans_a, trans_b, batch, m, n, k,
                     t.compute == CUBLAS_COMPUTE_32F_FAST_TF32, al_x, al_y, al_o};
   cublasLtHandle_t handle = cublaslt_handle(device);
-  cublasLtMatmulAlgo_t algo;
+  Algo algo{};
   bool cached = false;
   {
     std::lock_guard<std::mutex> lock(g_algo_mutex);
@@ -157,18 +166,19 @@ void matmul_cuda(const Tensor& out, const Tensor& a, const Tensor& b, bool trans
                                                       pref.p, 1, &result, &found));
     ANVIL_CHECK(found > 0, DeviceError, "matmul: cuBLASLt has no algorithm for ", dtype_name(dt),
                 " [", m, ", ", k, "] x [", k, "] x ", n, " (batch ", batch, ")");
-    algo = result.algo;
+    algo = Algo{result.algo, result.workspaceSize};
     std::lock_guard<std::mutex> lock(g_algo_mutex);
     algo_cache().emplace(key, algo);
   }
   const float alpha_f = 1, beta_f = 0;
   const double alpha_d = 1, beta_d = 0;
   const bool dbl = t.scale == CUDA_R_64F;
+  const Tensor ws = library_workspace(device, algo.workspace_bytes);
   ANVIL_CUBLAS_CHECK(cublasLtMatmul(
       handle, desc.d, dbl ? static_cast<const void*>(&alpha_d) : &alpha_f, b.data_ptr(), lx.l,
       a.data_ptr(), ly.l, dbl ? static_cast<const void*>(&beta_d) : &beta_f, out.data_ptr(), lo.l,
-      out.data_ptr(), lo.l, &algo, cublaslt_workspace(device), kCublasLtWorkspaceBytes,
-      /*stream=*/0));
+      out.data_ptr(), lo.l, &algo.algo, workspace_ptr(ws), algo.workspace_bytes,
+      current_stream()));
 }
 
 ANVIL_REGISTER_KERNEL(backend::matmul_kernels, CUDA, &matmul_cuda);

@@ -54,7 +54,7 @@ void integer_matmul(const Tensor& out, const Tensor& a, const Tensor& b, bool tr
   const int64_t total = batch * m * n;
   auto launch = [&](auto tag) {
     using T = decltype(tag);
-    integer_matmul_kernel<T><<<blocks_for(total), kThreads>>>(
+    integer_matmul_kernel<T><<<blocks_for(total), kThreads, 0, current_stream()>>>(
         static_cast<T*>(out.data_ptr()), static_cast<const T*>(a.data_ptr()),
         static_cast<const T*>(b.data_ptr()), trans_a, trans_b, batch, m, n, k);
   };
@@ -75,7 +75,7 @@ void add_channel_bias(const Tensor& x, const Tensor& bias, int64_t batch, int64_
   if (total == 0) return;
   ANVIL_DISPATCH_FLOAT(x.dtype(), "conv2d", [&] {
     using T = dev_t<scalar_t>;
-    add_bias_kernel<T><<<blocks_for(total), kThreads>>>(
+    add_bias_kernel<T><<<blocks_for(total), kThreads, 0, current_stream()>>>(
         static_cast<T*>(x.data_ptr()), static_cast<const T*>(bias.data_ptr()), total, channels,
         spatial);
   });
@@ -87,7 +87,7 @@ void channel_sums(const Tensor& sums, const Tensor& x, int64_t batch, int64_t ch
   if (channels == 0) return;
   ANVIL_DISPATCH_FLOAT(x.dtype(), "conv2d_backward_weight", [&] {
     using T = dev_t<scalar_t>;
-    channel_sums_kernel<T><<<int(channels), kReduceThreads>>>(
+    channel_sums_kernel<T><<<int(channels), kReduceThreads, 0, current_stream()>>>(
         static_cast<T*>(sums.data_ptr()), static_cast<const T*>(x.data_ptr()), batch, channels,
         spatial);
   });

@@ -182,11 +182,11 @@ __global__ void adaptive_avg_pool_backward_kernel(Geo g, const T* gy, T* gx) {
 
 template <class T> T* ptr(const Tensor& t) { return static_cast<T*>(t.data_ptr()); }
 
-#define ANVIL_POOL_LAUNCH(kernel, n, ...)                         \
-  do {                                                            \
-    if ((n) == 0) return;                                         \
-    kernel<<<blocks_for(n), kThreads>>>(__VA_ARGS__);             \
-    ANVIL_CUDA_CHECK(cudaGetLastError());                         \
+#define ANVIL_POOL_LAUNCH(kernel, n, ...)                                 \
+  do {                                                                    \
+    if ((n) == 0) return;                                                 \
+    kernel<<<blocks_for(n), kThreads, 0, current_stream()>>>(__VA_ARGS__); \
+    ANVIL_CUDA_CHECK(cudaGetLastError());                                 \
   } while (0)
 
 void max_pool2d_cuda(const PoolArgs& a, const Tensor& out, const Tensor& indices,

@@ -114,8 +114,8 @@ void launch(const ReduceArgs& r, const Tensor& out, const T* x, bool out_i64) {
   switch (r.op) {
     case ReduceOp::Sum:
     case ReduceOp::Mean:
-      sum_kernel<kBlock, T><<<blocks, kReduceThreads>>>(x, y, out_i64, r.op == ReduceOp::Mean,
-                                                        r.rows, r.cols);
+      sum_kernel<kBlock, T><<<blocks, kReduceThreads, 0, current_stream()>>>(
+          x, y, out_i64, r.op == ReduceOp::Mean, r.rows, r.cols);
       break;
     case ReduceOp::Max:
     case ReduceOp::Min:
@@ -123,14 +123,14 @@ void launch(const ReduceArgs& r, const Tensor& out, const T* x, bool out_i64) {
     case ReduceOp::ArgMin: {
       const bool want_max = r.op == ReduceOp::Max || r.op == ReduceOp::ArgMax;
       const bool want_index = r.op == ReduceOp::ArgMax || r.op == ReduceOp::ArgMin;
-      extremum_kernel<kBlock, T><<<blocks, kReduceThreads>>>(x, y, want_max, want_index, r.rows,
-                                                             r.cols);
+      extremum_kernel<kBlock, T><<<blocks, kReduceThreads, 0, current_stream()>>>(
+          x, y, want_max, want_index, r.rows, r.cols);
       break;
     }
     case ReduceOp::Var:
       if constexpr (is_float_v<T>) {
-        var_kernel<kBlock, T><<<blocks, kReduceThreads>>>(x, static_cast<T*>(y), r.correction,
-                                                          r.rows, r.cols);
+        var_kernel<kBlock, T><<<blocks, kReduceThreads, 0, current_stream()>>>(
+            x, static_cast<T*>(y), r.correction, r.rows, r.cols);
       } else {
         throw DTypeError("var: expected a floating-point input");
       }

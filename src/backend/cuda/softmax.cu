@@ -106,11 +106,15 @@ void forward(const SoftmaxArgs& s, const Tensor& y, const Tensor& x) {
   if (s.inner == 1) {
     const bool block = s.n > kWarpRowLimit;
     const int blocks = reduce_blocks(s.outer, block);
-    if (block) softmax_rows_kernel<true, T><<<blocks, kReduceThreads>>>(px, py, s.outer, s.n, s.log);
-    else softmax_rows_kernel<false, T><<<blocks, kReduceThreads>>>(px, py, s.outer, s.n, s.log);
+    if (block)
+      softmax_rows_kernel<true, T><<<blocks, kReduceThreads, 0, current_stream()>>>(
+          px, py, s.outer, s.n, s.log);
+    else
+      softmax_rows_kernel<false, T><<<blocks, kReduceThreads, 0, current_stream()>>>(
+          px, py, s.outer, s.n, s.log);
   } else {
-    softmax_cols_kernel<T><<<blocks_for(s.outer * s.inner), kThreads>>>(px, py, s.outer, s.n,
-                                                                       s.inner, s.log);
+    softmax_cols_kernel<T><<<blocks_for(s.outer * s.inner), kThreads, 0, current_stream()>>>(
+        px, py, s.outer, s.n, s.inner, s.log);
   }
   ANVIL_CUDA_CHECK(cudaGetLastError());
 }
@@ -124,13 +128,14 @@ void backward(const SoftmaxArgs& s, const Tensor& gx, const Tensor& gy, const Te
     const bool block = s.n > kWarpRowLimit;
     const int blocks = reduce_blocks(s.outer, block);
     if (block)
-      softmax_backward_rows_kernel<true, T><<<blocks, kReduceThreads>>>(pgy, py, pgx, s.outer, s.n,
-                                                                        s.log);
+      softmax_backward_rows_kernel<true, T><<<blocks, kReduceThreads, 0, current_stream()>>>(
+          pgy, py, pgx, s.outer, s.n, s.log);
     else
-      softmax_backward_rows_kernel<false, T><<<blocks, kReduceThreads>>>(pgy, py, pgx, s.outer,
-                                                                         s.n, s.log);
+      softmax_backward_rows_kernel<false, T><<<blocks, kReduceThreads, 0, current_stream()>>>(
+          pgy, py, pgx, s.outer, s.n, s.log);
   } else {
-    softmax_backward_cols_kernel<T><<<blocks_for(s.outer * s.inner), kThreads>>>(
+    const int blocks = blocks_for(s.outer * s.inner);
+    softmax_backward_cols_kernel<T><<<blocks, kThreads, 0, current_stream()>>>(
         pgy, py, pgx, s.outer, s.n, s.inner, s.log);
   }
   ANVIL_CUDA_CHECK(cudaGetLastError());

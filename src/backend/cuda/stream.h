@@ -11,4 +11,9 @@ namespace anvil::cuda {
 
 inline cudaStream_t current_stream() { return cudaStreamPerThread; }
 
+// Waits for the calling thread's stream of cuda:`device`, then raises the error a kernel
+// recorded there (error_flag.h). The one place, with device -> host copies, where the host
+// waits for the device.
+void synchronize(int device);
+
 }  // namespace anvil::cuda
