@@ -2,6 +2,8 @@
 #pragma once
 #include "anvil/autograd/grad_mode.h"
 #include "anvil/autograd/node.h"
+#include "anvil/core/cuda_graph.h"
+#include "anvil/core/determinism.h"
 #include "anvil/core/device.h"
 #include "anvil/core/dtype.h"
 #include "anvil/core/error.h"
@@ -32,5 +34,6 @@
 #include "anvil/io/safetensors.h"
 #include "anvil/optim/optim.h"
 #include "anvil/train/callback.h"
+#include "anvil/train/graphed_step.h"
 #include "anvil/train/history.h"
 #include "anvil/train/trainer.h"

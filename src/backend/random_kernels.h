@@ -14,6 +14,9 @@ struct RandomArgs {
   uint64_t seed = 0;
   uint64_t first_block = 0;
   double a = 0, b = 1;  // Uniform [a, b); Normal mean a, std b; Integer [a, b)
+  // Set inside a CUDA graph capture: {seed, base} in device memory, first_block relative to
+  // base (see Generator::Draw). CUDA only.
+  const uint64_t* device_state = nullptr;
 };
 
 // Values drawn per Philox block: 2 for float64 and integer ranges wider than 2^32, else 4.

@@ -36,9 +36,37 @@ void Generator::set_offset(uint64_t offset) {
 
 uint64_t Generator::reserve(uint64_t n_blocks) {
   std::lock_guard<std::mutex> g(mu_);
+  ANVIL_CHECK(!capture_state_, DeviceError,
+              "Generator::reserve: a CUDA graph is capturing; use reserve_draw");
   uint64_t start = offset_;
   offset_ += n_blocks;
   return start;
+}
+
+Generator::Draw Generator::reserve_draw(uint64_t n_blocks) {
+  std::lock_guard<std::mutex> g(mu_);
+  if (capture_state_) {
+    Draw d{seed_, capture_blocks_, capture_state_};
+    capture_blocks_ += n_blocks;
+    return d;
+  }
+  Draw d{seed_, offset_, nullptr};
+  offset_ += n_blocks;
+  return d;
+}
+
+void Generator::begin_capture(const uint64_t* device_state) {
+  std::lock_guard<std::mutex> g(mu_);
+  ANVIL_CHECK(!capture_state_, DeviceError,
+              "Generator: a CUDA graph is already capturing draws from this generator");
+  capture_state_ = device_state;
+  capture_blocks_ = 0;
+}
+
+uint64_t Generator::end_capture() {
+  std::lock_guard<std::mutex> g(mu_);
+  capture_state_ = nullptr;
+  return capture_blocks_;
 }
 
 namespace {

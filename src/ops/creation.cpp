@@ -72,8 +72,10 @@ Tensor eye(int64_t n, int64_t m, TensorOptions opts) {
 namespace {
 Tensor random_fill(Tensor t, backend::RandomArgs args, Generator* gen) {
   Generator& g = gen ? *gen : default_generator(t.device());
-  args.seed = g.seed();
-  args.first_block = g.reserve(backend::random_blocks(args, t.dtype(), t.numel()));
+  Generator::Draw draw = g.reserve_draw(backend::random_blocks(args, t.dtype(), t.numel()));
+  args.seed = draw.seed;
+  args.first_block = draw.first_block;
+  args.device_state = draw.device_state;
   Tensor dense = t.is_contiguous() ? t : Tensor::empty(t.shape(), t.options());
   backend::random_kernels[t.device()](args, dense);
   if (!dense.is_same(t)) t.copy_(dense);

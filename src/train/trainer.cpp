@@ -12,6 +12,7 @@
 #include "anvil/ops/join.h"
 #include "anvil/ops/reduction.h"
 #include "anvil/optim/clip_grad.h"
+#include "anvil/train/graphed_step.h"
 #include "anvil/train/metrics.h"
 
 namespace anvil::train {
@@ -113,6 +114,7 @@ const History& Trainer::fit(data::DataLoader& train, int64_t epochs, data::DataL
   const int64_t accum = options_.grad_accumulation;
   const int64_t batches = train.size();
   const int64_t steps = (batches + accum - 1) / accum;
+  start_step_graphs();
   run_callbacks([&](Callback& c) { c.on_train_begin(*this); });
   for (int64_t e = 0; e < epochs && !stop_; ++e) {
     ++epoch_;
@@ -120,52 +122,34 @@ const History& Trainer::fit(data::DataLoader& train, int64_t epochs, data::DataL
     run_callbacks([&](Callback& c) { c.on_epoch_begin(*this, epoch_); });
     auto start = Clock::now();
     // Running sums stay on the device; they are read when someone needs them.
-    Tensor loss_sum, correct_sum;
+    loss_sum_.fill_(0);
+    correct_sum_.fill_(0);
     int64_t samples = 0, batch_index = 0, step = 0;
-    bool classification = false;
     optimizer_->zero_grad();
     for (data::Batch& b : train) {
       ++batch_index;
-      Tensor x = b.input.to(options_.device), y = b.target.to(options_.device);
-      const int64_t n = x.size(0);
-      Tensor out;
-      try {
-        out = (*model_)(x);
-      } catch (const Error& err) {
-        throw ShapeError(detail::cat("fit: the model cannot take a batch of shape ",
-                                     to_string(x.shape()), " (", dtype_name(x.dtype()),
-                                     "): ", err.what()));
-      }
-      Tensor loss = loss_->forward(out, match_target(out, y));
-      Tensor scaled = accum > 1 ? div(loss, double(accum)) : loss;
-      scaled.backward();
-      {
-        NoGradGuard no_grad;
-        Tensor weighted = mul(loss.detach().to(kFloat64), double(n));
-        loss_sum = loss_sum.defined() ? add(loss_sum, weighted) : weighted;
-        classification = is_classification(out, y);
-        if (classification) {
-          Tensor c = sum(eq(argmax(out.detach(), 1), y));
-          correct_sum = correct_sum.defined() ? add(correct_sum, c) : c;
-        }
-      }
+      const int64_t n = b.input.size(0);
       samples += n;
-      if (batch_index % accum != 0 && batch_index != batches) continue;
-      if (options_.clip_grad_norm > 0)
-        optim::clip_grad_norm_(model_->parameters(), options_.clip_grad_norm);
-      optimizer_->step();
-      optimizer_->zero_grad();
+      if (graphed_) {
+        optimizer_->prepare_step();
+        (*graphed_)(b.input, b.target);
+      } else {
+        Tensor loss = forward_loss(b.input.to(options_.device), b.target.to(options_.device));
+        (accum > 1 ? div(loss, double(accum)) : loss).backward();
+        if (batch_index % accum != 0 && batch_index != batches) continue;
+        optimizer_step();
+      }
       ++step;
       ++global_step_;
       StepInfo info{epoch_, step, steps, samples, 0, -1, seconds_since(start)};
       bool want = false;
       for (auto& cb : callbacks_) want = want || cb->needs_loss(info);
       if (want) {
-        info.loss = loss_sum.item<double>() / double(samples);
+        info.loss = loss_sum_.item<double>() / double(samples);
         ANVIL_CHECK(std::isfinite(info.loss), ValueError, "fit: the loss became ", info.loss,
                     " at epoch ", epoch_, " step ", step,
                     " (check the data for NaN/inf values and lower the learning rate)");
-        if (classification) info.accuracy = correct_sum.item<double>() / double(samples);
+        if (classification_) info.accuracy = correct_sum_.item<double>() / double(samples);
       }
       run_callbacks([&](Callback& c) { c.on_step_end(*this, info); });
     }
@@ -173,11 +157,11 @@ const History& Trainer::fit(data::DataLoader& train, int64_t epochs, data::DataL
     Logs logs;
     double secs = seconds_since(start);
     if (samples > 0) {
-      logs["loss"] = loss_sum.item<double>() / double(samples);
+      logs["loss"] = loss_sum_.item<double>() / double(samples);
       ANVIL_CHECK(std::isfinite(logs["loss"]), ValueError, "fit: the loss became ", logs["loss"],
                   " in epoch ", epoch_,
                   " (check the data for NaN/inf values and lower the learning rate)");
-      if (classification) logs["accuracy"] = correct_sum.item<double>() / double(samples);
+      if (classification_) logs["accuracy"] = correct_sum_.item<double>() / double(samples);
     }
     logs["lr"] = optimizer_->lr();
     logs["time_s"] = secs;
@@ -197,6 +181,68 @@ const History& Trainer::fit(data::DataLoader& train, int64_t epochs, data::DataL
   }
   run_callbacks([&](Callback& c) { c.on_train_end(*this); });
   return history_;
+}
+
+Tensor Trainer::forward_loss(const Tensor& x, const Tensor& y) {
+  Tensor out;
+  try {
+    out = (*model_)(x);
+  } catch (const Error& err) {
+    throw ShapeError(detail::cat("fit: the model cannot take a batch of shape ",
+                                 to_string(x.shape()), " (", dtype_name(x.dtype()),
+                                 "): ", err.what()));
+  }
+  Tensor loss = loss_->forward(out, match_target(out, y));
+  NoGradGuard no_grad;
+  add_(loss_sum_, mul(loss.detach().to(kFloat64), double(x.size(0))));
+  classification_ = is_classification(out, y);
+  if (classification_) add_(correct_sum_, sum(eq(argmax(out.detach(), 1), y)));
+  return loss;
+}
+
+void Trainer::optimizer_step() {
+  if (options_.clip_grad_norm > 0)
+    optim::clip_grad_norm_(model_->parameters(), options_.clip_grad_norm);
+  optimizer_->step();
+  optimizer_->zero_grad();
+}
+
+void Trainer::start_step_graphs() {
+  const TensorOptions on_device = TensorOptions(kFloat64).device(options_.device);
+  if (!loss_sum_.defined() || loss_sum_.device() != options_.device) {
+    loss_sum_ = zeros({}, on_device);
+    correct_sum_ = zeros({}, on_device.dtype(kInt64));
+    graphed_.reset();
+  }
+  // One optimizer step per batch, on a CUDA device, with an optimizer whose update keeps its
+  // step-dependent values on the device (L-BFGS evaluates a closure on the host).
+  const bool graphable = options_.cuda_graphs && options_.device.is_cuda() &&
+                         options_.grad_accumulation == 1 && optimizer_->name() != "LBFGS";
+  if (!graphable) {
+    graphed_.reset();
+    return;
+  }
+  if (graphed_) return;
+  auto step = [this](const Tensor& x, const Tensor& y) {
+    optimizer_->zero_grad();  // the step may rerun after a failed capture
+    forward_loss(x, y).backward();
+    optimizer_step();
+  };
+  // Whatever a captured step writes to: parameters, optimizer state, hyper-parameters.
+  auto signature = [this] {
+    uint64_t h = 1469598103934665603ull;
+    auto mix = [&h](uint64_t v) { h = (h ^ v) * 1099511628211ull; };
+    mix(optimizer_->hyper_version());
+    mix(model_->is_training());
+    for (const Tensor& p : model_->parameters()) {
+      mix(reinterpret_cast<uintptr_t>(p.data_ptr()));
+      for (const auto& [name, t] : optimizer_->state(p))
+        if (t.defined()) mix(reinterpret_cast<uintptr_t>(t.data_ptr()));
+    }
+    for (const Tensor& t : model_->buffers()) mix(reinterpret_cast<uintptr_t>(t.data_ptr()));
+    return h;
+  };
+  graphed_ = std::make_shared<GraphedStep>(options_.device, step, signature);
 }
 
 const History& Trainer::fit_to(data::DataLoader& train, int64_t total_epochs,
@@ -263,20 +309,21 @@ Logs Trainer::evaluate(data::DataLoader& data) {
   NoGradGuard no_grad;
   model_->eval();
   std::vector<Tensor> outs, targets;
-  double loss_sum = 0;
+  Tensor loss_sum = zeros({}, TensorOptions(kFloat64).device(options_.device));
   int64_t samples = 0;
   for (data::Batch& b : data) {
     Tensor x = b.input.to(options_.device), y = b.target.to(options_.device);
     Tensor out = (*model_)(x);
-    loss_sum += loss_->forward(out, match_target(out, y)).item<double>() * double(x.size(0));
+    add_(loss_sum, mul(loss_->forward(out, match_target(out, y)).to(kFloat64), double(x.size(0))));
     samples += x.size(0);
-    outs.push_back(out.cpu());
-    targets.push_back(y.cpu());
+    outs.push_back(out);
+    targets.push_back(y);
   }
   Logs logs;
   if (samples == 0) return logs;
-  logs["loss"] = loss_sum / double(samples);
-  Logs m = compute_metrics(cat(outs, 0), cat(targets, 0));
+  logs["loss"] = loss_sum.item<double>() / double(samples);
+  // One copy back of everything the metrics need, rather than one per batch.
+  Logs m = compute_metrics(cat(outs, 0).cpu(), cat(targets, 0).cpu());
   logs.insert(m.begin(), m.end());
   return logs;
 }

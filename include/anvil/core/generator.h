@@ -32,10 +32,27 @@ class Generator {
   // Reserves `n` Philox blocks (4 values each) and returns the first block's counter.
   uint64_t reserve(uint64_t n_blocks);
 
+  // What a random kernel draws from. Normally seed and first_block are final. While a CUDA
+  // graph captures work that draws from this generator, `device_state` points to {seed, base}
+  // in device memory and first_block is relative to base: each replay writes a fresh base
+  // there before launching, so replays draw new numbers (as eager steps would) instead of
+  // repeating the captured ones.
+  struct Draw {
+    uint64_t seed = 0, first_block = 0;
+    const uint64_t* device_state = nullptr;
+  };
+  Draw reserve_draw(uint64_t n_blocks);
+  // Capture support for anvil::CUDAGraph: reservations become relative to `device_state`
+  // until end_capture(), which returns how many blocks one replay uses.
+  void begin_capture(const uint64_t* device_state);
+  uint64_t end_capture();
+
  private:
   mutable std::mutex mu_;
   uint64_t seed_;
   uint64_t offset_ = 0;
+  const uint64_t* capture_state_ = nullptr;  // set while a graph captures
+  uint64_t capture_blocks_ = 0;
 };
 
 // The process-wide generator of a device kind (one for the CPU, one per CUDA device).

@@ -57,7 +57,7 @@ void save_model(const std::string& name, const nlohmann::json& args, const nn::M
 // Where a loaded model goes, and in which floating dtype (default: as saved).
 struct LoadOptions {
   Device device = kCPU;
-  std::optional<DType> dtype;
+  std::optional<DType> dtype = std::nullopt;
 };
 
 // Rebuilds the model in eval mode on options.device. Throws IOError naming the file when it is

@@ -32,7 +32,13 @@ struct TrainerOptions {
   int64_t grad_accumulation = 1;
   // Clip the global gradient norm before each step (0: off).
   double clip_grad_norm = 0;
+  // On a CUDA device, after two warm-up steps per batch shape, run each training step as one
+  // CUDA graph launch (see GraphedStep). Needs grad_accumulation == 1 and an optimizer other
+  // than L-BFGS; otherwise, or when false (for debugging), steps run eagerly.
+  bool cuda_graphs = true;
 };
+
+class GraphedStep;
 
 class Trainer {
  public:
@@ -93,6 +99,8 @@ class Trainer {
   nn::Loss& loss() { return *loss_; }
   const History& history() const { return history_; }
   const TrainerOptions& options() const { return options_; }
+  // The graphed training step (null when steps run eagerly), for its statistics.
+  const GraphedStep* graphed_step() const { return graphed_.get(); }
   int64_t epochs_planned() const { return epochs_planned_; }
   int64_t epoch() const { return epoch_; }
   // Total optimizer steps taken (across fit calls).
@@ -100,6 +108,12 @@ class Trainer {
 
  private:
   void run_callbacks(const std::function<void(Callback&)>& fn);
+  // The loss of one batch (and its share of the epoch's running loss and accuracy sums).
+  Tensor forward_loss(const Tensor& x, const Tensor& y);
+  // Clip, update, clear the gradients.
+  void optimizer_step();
+  // Sets up the running sums and, where the step can be captured, the graphed step.
+  void start_step_graphs();
   Logs compute_metrics(const Tensor& outputs, const Tensor& targets) const;
 
   nn::ModulePtr model_;
@@ -115,6 +129,11 @@ class Trainer {
   int64_t loader_epoch_ = 0;        // the training loader's epoch after the last epoch
   bool restore_loader_epoch_ = false;  // set by load_checkpoint, used by the next fit
   const Logs* current_logs_ = nullptr;  // the finishing epoch's logs, during on_epoch_end
+  // The epoch's running loss (x samples) and correct-prediction sums, on the device, written
+  // by every step (eager or replayed) and read only when a callback or the epoch's logs ask.
+  Tensor loss_sum_, correct_sum_;
+  bool classification_ = false;
+  std::shared_ptr<GraphedStep> graphed_;
 };
 
 // The value of a named metric (see TrainerOptions::metrics) for model outputs and targets.

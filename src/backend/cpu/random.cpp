@@ -14,6 +14,7 @@ constexpr double kTwoPi = 6.283185307179586;
 
 template <class T>
 void fill_random(const RandomArgs& r, const Tensor& out) {
+  ANVIL_CHECK(!r.device_state, DeviceError, "random: CPU draws cannot be captured in a CUDA graph");
   T* y = out.data<T>();
   const int64_t n = out.numel();
   const int64_t per = backend::random_per_block(r, out.dtype());

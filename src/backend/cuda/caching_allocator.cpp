@@ -5,7 +5,14 @@
 // best fit. A block larger than the request is split when the remainder is big enough to be
 // useful (small pool: >= 512 B, large pool: >= 1 MiB); a freed block merges with free
 // neighbours of its segment (blocks of one segment form a doubly linked list by address).
-// All work runs on the default stream, so a freed block is reusable at once.
+// All work runs on one stream (stream.h), so a freed block is reusable at once.
+//
+// CUDA graphs: while a graph is being captured, every allocation on its device comes from the
+// graph's private pool (segments of its own), because a replay writes to the addresses the
+// capture saw: that memory must never be handed to anything else while the graph lives.
+// Blocks freed during the capture go back to the private pool (the capture is in stream order,
+// so reuse inside it is safe); a block of the shared pools freed during capture may still be
+// read by a replay, so it is held back until the graph is released.
 #include "backend/cuda/caching_allocator.h"
 
 #include <algorithm>
@@ -33,6 +40,7 @@ constexpr size_t kRoundLarge = 2 << 20;           // larger segments are rounded
 constexpr size_t kMinLargeSplitRemainder = 1 << 20;
 
 struct Block;
+struct PrivatePool;
 
 struct BlockLess {
   bool operator()(const Block* a, const Block* b) const;
@@ -44,6 +52,7 @@ struct Block {
   char* ptr = nullptr;
   bool allocated = false;
   FreeSet* pool = nullptr;  // the pool this block's segment belongs to
+  PrivatePool* graph_pool = nullptr;  // the CUDA graph pool owning the segment, if any
   Block* prev = nullptr;    // neighbours within the segment, by address
   Block* next = nullptr;
 };
@@ -52,6 +61,28 @@ bool BlockLess::operator()(const Block* a, const Block* b) const {
   if (a->size != b->size) return a->size < b->size;
   return std::less<const char*>()(a->ptr, b->ptr);
 }
+
+// The memory of one CUDA graph (see the top of the file).
+struct PrivatePool {
+  FreeSet small, large;
+  int64_t segments = 0;           // segments still owned (they outlive release while in use)
+  bool released = false;          // the graph is gone: free segments as soon as they empty
+  std::vector<Block*> held_back;  // shared-pool blocks freed during the capture
+};
+
+// cudaMalloc is "unsafe" during stream capture: it is not a stream operation, so the capture
+// would not see it. Here that is intended (the segment belongs to the graph's pool and lives
+// as long as the graph), so the calling thread relaxes the capture mode around the call.
+class RelaxedCaptureMode {
+ public:
+  RelaxedCaptureMode() { cudaThreadExchangeStreamCaptureMode(&mode_); }
+  ~RelaxedCaptureMode() { cudaThreadExchangeStreamCaptureMode(&mode_); }
+  RelaxedCaptureMode(const RelaxedCaptureMode&) = delete;
+  RelaxedCaptureMode& operator=(const RelaxedCaptureMode&) = delete;
+
+ private:
+  cudaStreamCaptureMode mode_ = cudaStreamCaptureModeRelaxed;
+};
 
 size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
 
@@ -78,7 +109,8 @@ class DeviceCache {
     if (nbytes > std::numeric_limits<size_t>::max() / 2) throw out_of_memory(nbytes);
     const size_t size = round_up(std::max(nbytes, kMinBlockSize), kMinBlockSize);
     const bool small = size <= kSmallSize;
-    FreeSet& pool = small ? small_ : large_;
+    FreeSet& pool = capturing_ ? (small ? capturing_->small : capturing_->large)
+                               : (small ? small_ : large_);
 
     Block* block = nullptr;
     Block key;
@@ -97,6 +129,7 @@ class DeviceCache {
       rest->size = remainder;
       rest->ptr = block->ptr + size;
       rest->pool = &pool;
+      rest->graph_pool = block->graph_pool;
       rest->prev = block;
       rest->next = block->next;
       if (block->next) block->next->prev = rest;
@@ -119,8 +152,58 @@ class DeviceCache {
     if (it == live_.end()) return;  // not ours: nothing sensible to do in a destructor
     Block* block = it->second;
     live_.erase(it);
-    block->allocated = false;
     stats_.allocated_bytes -= int64_t(block->size);
+    if (capturing_ && !block->graph_pool) {
+      // A replay may still read it. It stays marked allocated so that no neighbour merges it.
+      capturing_->held_back.push_back(block);
+      return;
+    }
+    block->allocated = false;
+    free_block(block);
+  }
+
+  // Opens a private pool for the graph `id`: allocations come from it until end_capture().
+  void begin_capture(uint64_t id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ANVIL_CHECK(!capturing_, DeviceError, "CUDA graph capture: cuda:", device_,
+                " is already capturing a graph; captures cannot nest");
+    auto& p = graph_pools_[id];
+    if (!p) p = std::make_unique<PrivatePool>();
+    capturing_ = p.get();
+  }
+
+  void end_capture() {
+    std::lock_guard<std::mutex> lock(mu_);
+    capturing_ = nullptr;
+  }
+
+  // The graph `id` is gone: its held-back blocks return to the shared pools and its segments
+  // go back to the driver as soon as nothing in them is alive.
+  void release_pool(uint64_t id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = graph_pools_.find(id);
+    if (it == graph_pools_.end()) return;
+    PrivatePool* p = it->second.get();
+    if (capturing_ == p) capturing_ = nullptr;
+    for (Block* b : p->held_back) {
+      b->allocated = false;
+      free_block(b);
+    }
+    p->held_back.clear();
+    p->released = true;
+    std::vector<Block*> whole;  // free segments with nothing alive in them
+    for (FreeSet* set : {&p->small, &p->large})
+      for (Block* b : *set)
+        if (!b->prev && !b->next) whole.push_back(b);
+    for (Block* b : whole) {
+      b->pool->erase(b);
+      release_segment(b);
+    }
+    drop_pool_if_empty(p);
+  }
+
+ private:
+  void free_block(Block* block) {
     FreeSet& pool = *block->pool;
     if (Block* prev = block->prev; prev && !prev->allocated) {
       pool.erase(prev);
@@ -137,9 +220,35 @@ class DeviceCache {
       if (next->next) next->next->prev = block;
       delete next;
     }
+    if (PrivatePool* p = block->graph_pool; p && p->released && !block->prev && !block->next) {
+      release_segment(block);
+      drop_pool_if_empty(p);
+      return;
+    }
     pool.insert(block);
   }
 
+  // cudaFree a whole free segment of a released graph pool (outside any capture).
+  void release_segment(Block* block) {
+    PrivatePool* p = block->graph_pool;
+    DeviceGuard guard(device_);
+    check(cudaFree(block->ptr), "cudaFree");
+    ++stats_.num_device_frees;
+    stats_.reserved_bytes -= int64_t(block->size);
+    delete block;
+    --p->segments;
+  }
+
+  void drop_pool_if_empty(PrivatePool* p) {
+    if (p->segments > 0 || !p->released) return;
+    for (auto it = graph_pools_.begin(); it != graph_pools_.end(); ++it)
+      if (it->second.get() == p) {
+        graph_pools_.erase(it);
+        return;
+      }
+  }
+
+ public:
   MemoryStats stats() {
     std::lock_guard<std::mutex> lock(mu_);
     return stats_;
@@ -166,8 +275,12 @@ class DeviceCache {
   Block* new_segment(size_t bytes, FreeSet& pool, size_t requested) {
     DeviceGuard guard(device_);
     void* p = nullptr;
-    cudaError_t err = cudaMalloc(&p, bytes);
-    if (err == cudaErrorMemoryAllocation) {
+    cudaError_t err;
+    {
+      RelaxedCaptureMode relaxed;
+      err = cudaMalloc(&p, bytes);
+    }
+    if (err == cudaErrorMemoryAllocation && !capturing_) {  // cudaFree may not run in a capture
       cudaGetLastError();  // clear the error
       release_cached();
       err = cudaMalloc(&p, bytes);
@@ -183,6 +296,8 @@ class DeviceCache {
     block->size = bytes;
     block->ptr = static_cast<char*>(p);
     block->pool = &pool;
+    block->graph_pool = capturing_;
+    if (capturing_) ++capturing_->segments;
     return block;
   }
 
@@ -217,6 +332,8 @@ class DeviceCache {
   std::mutex mu_;
   FreeSet small_, large_;
   std::unordered_map<void*, Block*> live_;
+  std::unordered_map<uint64_t, std::unique_ptr<PrivatePool>> graph_pools_;
+  PrivatePool* capturing_ = nullptr;
   MemoryStats stats_;
 };
 
@@ -274,5 +391,19 @@ void caching_allocator_reset_peak(int device) {
 }
 
 void caching_allocator_empty_cache() { instance().empty_cache(); }
+
+void caching_allocator_begin_capture(int device, uint64_t graph_id) {
+  DeviceCache* c = instance().device(device);
+  ANVIL_CHECK(c, DeviceError, "CUDA graph capture: cuda:", device, " is not available");
+  c->begin_capture(graph_id);
+}
+
+void caching_allocator_end_capture(int device) {
+  if (DeviceCache* c = instance().device(device)) c->end_capture();
+}
+
+void caching_allocator_release_pool(int device, uint64_t graph_id) {
+  if (DeviceCache* c = instance().device(device)) c->release_pool(graph_id);
+}
 
 }  // namespace anvil::cuda

@@ -2,6 +2,7 @@
 // size classes and the stream assumption it relies on).
 #pragma once
 #include <cstddef>
+#include <cstdint>
 
 #include "anvil/core/allocator.h"
 #include "anvil/core/memory_stats.h"
@@ -18,5 +19,11 @@ Allocator& caching_allocator();
 MemoryStats caching_allocator_stats(int device);
 void caching_allocator_reset_peak(int device);
 void caching_allocator_empty_cache();
+
+// CUDA graph pools (see caching_allocator.cpp): between begin and end, allocations on `device`
+// come from the private pool of `graph_id`; release hands the pool back once the graph is gone.
+void caching_allocator_begin_capture(int device, uint64_t graph_id);
+void caching_allocator_end_capture(int device);
+void caching_allocator_release_pool(int device, uint64_t graph_id);
 
 }  // namespace anvil::cuda

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "backend/copy_kernels.h"
+#include "backend/cuda/capture.h"
 #include "backend/cuda/launch.cuh"
 
 namespace anvil::cuda {
@@ -65,6 +66,8 @@ void copy_between_devices(const Tensor& dst, const Tensor& src, size_t nbytes) {
 // copies); a page-locked temporary made here is waited for.
 void copy_from_host(const Tensor& dst, const Tensor& host, bool temporary, size_t nbytes) {
   DeviceGuard guard(dst.device().index);
+  // A captured copy would read `host` at every replay, long after it is gone.
+  refuse_in_capture("a copy from host memory");
   ANVIL_CUDA_CHECK(cudaMemcpyAsync(dst.data_ptr(), host.data_ptr(), nbytes,
                                    cudaMemcpyHostToDevice, current_stream()));
   if (!temporary) return;

@@ -6,6 +6,7 @@
 // and sin, whose CUDA and glibc versions can differ in the last bit of a double (float32
 // results round those differences away in all but rare cases).
 #include "backend/cuda/launch.cuh"
+#include "backend/cuda/stream.h"
 #include "backend/random_kernels.h"
 
 namespace anvil::cuda {
@@ -51,6 +52,7 @@ __device__ inline double uint64_to_uniform(uint32_t hi, uint32_t lo) {
 struct RandomParams {
   RandomDist dist;
   uint64_t seed, first_block;
+  const uint64_t* device_state;  // {seed, base} during graph replay (first_block is relative)
   double a, b;
   long long low;       // Integer: int64(a)
   uint64_t range;      // Integer: b - a
@@ -60,8 +62,10 @@ template <class T>
 __global__ void random_kernel(RandomParams r, T* y, int64_t n, int per) {
   const bool wide = per == 2;
   const int64_t blocks = (n + per - 1) / per;
+  const uint64_t seed = r.device_state ? r.device_state[0] : r.seed;
+  const uint64_t first = r.device_state ? r.device_state[1] + r.first_block : r.first_block;
   ANVIL_GRID_STRIDE(blk, blocks) {
-    const Philox x = philox4x32(r.first_block + uint64_t(blk), 0, r.seed);
+    const Philox x = philox4x32(first + uint64_t(blk), 0, seed);
     double v[4];
     if (wide) {
       v[0] = uint64_to_uniform(x.x[0], x.x[1]);
@@ -101,7 +105,7 @@ void random_cuda(const RandomArgs& r, const Tensor& out) {
   if (n == 0) return;
   DeviceGuard guard(out.device().index);
   const int per = int(backend::random_per_block(r, out.dtype()));
-  RandomParams p{r.dist, r.seed, r.first_block, r.a, r.b, 0, 0};
+  RandomParams p{r.dist, r.seed, r.first_block, r.device_state, r.a, r.b, 0, 0};
   if (r.dist == RandomDist::Integer) {
     p.low = static_cast<long long>(int64_t(r.a));
     p.range = uint64_t(r.b - r.a);
@@ -110,7 +114,7 @@ void random_cuda(const RandomArgs& r, const Tensor& out) {
   const int64_t blocks = (n + per - 1) / per;
   ANVIL_DISPATCH_NUMERIC(out.dtype(), "random", [&] {
     using T = dev_t<scalar_t>;
-    random_kernel<T><<<blocks_for(blocks), kThreads>>>(p, static_cast<T*>(out.data_ptr()), n, per);
+    random_kernel<T><<<blocks_for(blocks), kThreads, 0, current_stream()>>>(p, static_cast<T*>(out.data_ptr()), n, per);
   });
   ANVIL_CUDA_CHECK(cudaGetLastError());
 }

@@ -1,0 +1,164 @@
+// CUDA graphs (anvil/core/cuda_graph.h): stream capture on the backend's stream, a private
+// memory pool in the caching allocator, and graph-relative random draws.
+#include <atomic>
+#include <string>
+
+#include "anvil/core/cuda_graph.h"
+#include "anvil/core/generator.h"
+#include "anvil/core/tensor.h"
+#include "backend/cuda/caching_allocator.h"
+#include "backend/cuda/capture.h"
+#include "backend/cuda/runtime.h"
+#include "backend/cuda/stream.h"
+
+namespace anvil::cuda {
+namespace {
+
+std::atomic<uint64_t> g_next_graph_id{1};
+thread_local std::string t_capture_failure;  // see capture.h
+
+class Graph final : public detail::CUDAGraphImpl {
+ public:
+  explicit Graph(int device) : device_(device) {}
+  ~Graph() override {
+    try {
+      reset();
+    } catch (...) {  // nothing to report to from a destructor
+    }
+  }
+
+  void capture_begin() override {
+    ANVIL_CHECK(!capturing_, DeviceError, "CUDAGraph::capture_begin: already capturing");
+    reset();
+    DeviceGuard guard(device_);
+    // {seed, base} of the device generator's draws, written before each replay. Allocated
+    // outside the graph's pool: it belongs to the graph object, not to the captured work.
+    if (!rng_state_.defined())
+      rng_state_ = Tensor::empty({2}, TensorOptions(kInt64).device(Device(DeviceKind::CUDA, device_)));
+    // Work enqueued before the capture finishes first (and its device errors surface here,
+    // not later as if the captured work had caused them).
+    synchronize(device_);
+    take_capture_failure();
+    pool_id_ = g_next_graph_id.fetch_add(1);
+    generator().begin_capture(static_cast<const uint64_t*>(rng_state_.data_ptr()));
+    caching_allocator_begin_capture(device_, pool_id_);
+    const cudaError_t err =
+        cudaStreamBeginCapture(current_stream(), cudaStreamCaptureModeThreadLocal);
+    if (err != cudaSuccess) {
+      caching_allocator_end_capture(device_);
+      caching_allocator_release_pool(device_, pool_id_);
+      generator().end_capture();
+      check(err, "cudaStreamBeginCapture");
+    }
+    capturing_ = true;
+  }
+
+  void capture_end() override {
+    ANVIL_CHECK(capturing_, DeviceError, "CUDAGraph::capture_end: no capture is open");
+    DeviceGuard guard(device_);
+    capturing_ = false;
+    const cudaError_t err = cudaStreamEndCapture(current_stream(), &graph_);
+    caching_allocator_end_capture(device_);
+    rng_blocks_ = generator().end_capture();
+    const std::string refused = take_capture_failure();
+    if (!refused.empty() && err == cudaSuccess) {
+      reset();
+      throw DeviceError("CUDAGraph::capture_end: the capture failed: " + refused);
+    }
+    if (err != cudaSuccess || !graph_) {
+      cudaGetLastError();
+      reset();
+      throw DeviceError(std::string("CUDAGraph::capture_end: the capture failed (") +
+                        cudaGetErrorName(err) + ": " + cudaGetErrorString(err) +
+                        "); the captured code must not synchronise with the host");
+    }
+    const cudaError_t inst = cudaGraphInstantiate(&exec_, graph_, 0);
+    if (inst != cudaSuccess) {
+      cudaGetLastError();
+      reset();
+      check(inst, "cudaGraphInstantiate");
+    }
+  }
+
+  void replay() override {
+    ANVIL_CHECK(exec_, DeviceError, "CUDAGraph::replay: nothing has been captured");
+    DeviceGuard guard(device_);
+    if (rng_blocks_ > 0) {
+      Generator& g = generator();
+      // A pageable source is staged by the driver before the call returns, so the stack
+      // array may go out of scope at once.
+      const uint64_t state[2] = {g.seed(), g.reserve(rng_blocks_)};
+      ANVIL_CUDA_CHECK(cudaMemcpyAsync(rng_state_.data_ptr(), state, sizeof state,
+                                       cudaMemcpyHostToDevice, current_stream()));
+    }
+    ANVIL_CUDA_CHECK(cudaGraphLaunch(exec_, current_stream()));
+  }
+
+  void reset() override {
+    DeviceGuard guard(device_);
+    if (capturing_) {  // abandoned mid-capture (the captured code threw)
+      capturing_ = false;
+      cudaGraph_t g = nullptr;
+      cudaStreamEndCapture(current_stream(), &g);
+      if (g) cudaGraphDestroy(g);
+      cudaGetLastError();
+      caching_allocator_end_capture(device_);
+      generator().end_capture();
+    }
+    if (exec_) cudaGraphExecDestroy(exec_);
+    if (graph_) cudaGraphDestroy(graph_);
+    exec_ = nullptr;
+    graph_ = nullptr;
+    rng_blocks_ = 0;
+    if (pool_id_) {
+      // A replay may still be running: its memory returns only after it has finished.
+      cudaStreamSynchronize(current_stream());
+      caching_allocator_release_pool(device_, pool_id_);
+      pool_id_ = 0;
+    }
+  }
+
+  bool captured() const override { return exec_ != nullptr; }
+  bool capturing() const override { return capturing_; }
+
+ private:
+  Generator& generator() const { return default_generator(Device(DeviceKind::CUDA, device_)); }
+
+  const int device_;
+  bool capturing_ = false;
+  uint64_t pool_id_ = 0;
+  cudaGraph_t graph_ = nullptr;
+  cudaGraphExec_t exec_ = nullptr;
+  Tensor rng_state_;
+  uint64_t rng_blocks_ = 0;
+};
+
+const bool g_registered = [] {
+  detail::make_cuda_graph_hook = [](int device) -> std::unique_ptr<detail::CUDAGraphImpl> {
+    return std::make_unique<Graph>(device);
+  };
+  return true;
+}();
+
+}  // namespace
+
+bool stream_is_capturing() {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  ANVIL_CUDA_CHECK(cudaStreamIsCapturing(current_stream(), &status));
+  return status != cudaStreamCaptureStatusNone;
+}
+
+void refuse_in_capture(const char* what) {
+  if (!stream_is_capturing()) return;
+  const std::string msg = std::string(what) + " cannot be captured into a CUDA graph";
+  if (t_capture_failure.empty()) t_capture_failure = msg;
+  throw DeviceError(msg);
+}
+
+std::string take_capture_failure() {
+  std::string s = std::move(t_capture_failure);
+  t_capture_failure.clear();
+  return s;
+}
+
+}  // namespace anvil::cuda
