@@ -11,6 +11,7 @@
 #include <mutex>
 #include <vector>
 
+#include "anvil/core/determinism.h"
 #include "backend/conv_kernels.h"
 #include "backend/cuda/handles.h"
 #include "backend/cuda/nn_helpers.h"
@@ -124,7 +125,8 @@ std::map<Key, Choice>& choices() {
 }
 
 Key key_of(Dir dir, const ConvArgs& a, const Setup& s) {
-  return {int64_t(dir), s.device,     int64_t(s.dtype), s.fma_only,   a.batch,    a.in_channels,
+  return {int64_t(dir), are_deterministic_algorithms_enabled(),
+          s.device,     int64_t(s.dtype), s.fma_only,   a.batch,    a.in_channels,
           a.height,     a.width,      a.out_channels,   a.kernel_h,   a.kernel_w, a.out_h,
           a.out_w,      a.stride_h,   a.stride_w,       a.pad_h,      a.pad_w,    a.dilation_h,
           a.dilation_w, a.groups};
@@ -155,8 +157,11 @@ void convolve(Dir dir, const char* op, const ConvArgs& a, Setup& s, Heuristics h
   int returned = 0;
   ANVIL_CUDNN_CHECK(heuristics(kCount, &returned, perf));
   cudnnStatus_t last = CUDNN_STATUS_NOT_SUPPORTED;
+  const bool deterministic = are_deterministic_algorithms_enabled();
   for (int i = 0; i < returned; ++i) {
     if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
+    // Some backward algorithms accumulate with atomics: skip them in deterministic mode.
+    if (deterministic && perf[i].determinism != CUDNN_DETERMINISTIC) continue;
     const int algo = int(perf[i].algo);
     // cuDNN may report DEFAULT_MATH (which permits TF32) for float32: keep FMA when asked to.
     const cudnnMathType_t math = s.fma_only ? CUDNN_FMA_MATH : perf[i].mathType;

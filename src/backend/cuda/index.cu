@@ -5,6 +5,7 @@
 // (as the CPU refuses before writing). Gathers copy elements by size; scatters add with
 // atomics, so duplicate indices accumulate in an unspecified order (floating results may
 // differ from the CPU's in the last bits).
+#include "anvil/core/determinism.h"
 #include "backend/cuda/index_check.cuh"
 #include "backend/index_kernels.h"
 
@@ -149,8 +150,18 @@ void index_select_cuda(const char* op, const Tensor& out, const Tensor& a, int64
   ANVIL_CUDA_CHECK(cudaGetLastError());
 }
 
+// Floating-point atomics add in whatever order threads arrive: refuse them in deterministic
+// mode (anvil/core/determinism.h), as PyTorch does. Integer sums are exact in any order.
+void refuse_if_deterministic(const char* op, const Tensor& out) {
+  ANVIL_CHECK(!(are_deterministic_algorithms_enabled() && is_floating(out.dtype())), DeviceError,
+              op, ": the CUDA kernel for ", dtype_name(out.dtype()),
+              " accumulates with atomics in an unspecified order, so it has no deterministic "
+              "implementation; turn use_deterministic_algorithms off or run it on the CPU");
+}
+
 void index_add_cuda(const char* op, const Tensor& out, int64_t dim, const Tensor& index,
                     const Tensor& src) {
+  refuse_if_deterministic(op, out);
   DeviceGuard guard(out.device().index);
   const int64_t n = out.shape()[size_t(dim)];
   const RangeCheck check = check_indices(op, index, dim, n);
@@ -192,6 +203,7 @@ void gather_cuda(const char* op, const Tensor& out, const Tensor& a, int64_t dim
 
 void scatter_add_cuda(const char* op, const Tensor& out, int64_t dim, const Tensor& index,
                       const Tensor& src) {
+  refuse_if_deterministic(op, out);
   DeviceGuard guard(out.device().index);
   const int64_t size = out.shape()[size_t(dim)];
   const RangeCheck check = check_indices(op, index, dim, size);
