@@ -68,6 +68,12 @@ TEST(Checkpoint, ExactResumeForSchedulers) {
   check_exact_resume("adam", "onecycle");  // cycles beta1
 }
 
+TEST(Checkpoint, ExactResumeFromTheMiddleOfAnEpoch) {
+  for (const char* opt : {"sgd", "adam", "nadam"}) check_exact_resume_mid_epoch(opt, "");
+  check_exact_resume_mid_epoch("adam", "onecycle");  // stepped every batch
+  check_exact_resume_mid_epoch("sgd", "plateau");
+}
+
 TEST(Checkpoint, RoundTripsTheRecord) {
   io::Checkpoint ck;
   ck.model = {{"0.weight", tensor(std::vector<float>{1, 2, 3, 4}, {2, 2})}};

@@ -37,6 +37,11 @@ TEST_F(CudaCheckpoint, ExactResumeForSchedulers) {
   check_exact_resume("adam", "onecycle", kCUDA);
 }
 
+TEST_F(CudaCheckpoint, ExactResumeFromTheMiddleOfAnEpoch) {
+  for (const char* opt : {"sgd", "adam", "nadam"}) check_exact_resume_mid_epoch(opt, "", kCUDA);
+  check_exact_resume_mid_epoch("adam", "onecycle", kCUDA);
+}
+
 TEST_F(CudaCheckpoint, TheTrainerReplaysGraphsWhileResumingExactly) {
   Rig r = make_run("adam", "", 3, kCUDA);
   auto loader = make_loader();

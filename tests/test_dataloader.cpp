@@ -126,6 +126,23 @@ TEST(DataLoader, ShuffleEachSampleOncePerEpochReproducible) {
             std::vector<int64_t>(orders[1].begin(), orders[1].begin() + 10));
 }
 
+TEST(DataLoader, SkipNextResumesAPassMidway) {
+  DataLoader loader(numbers(53), {.batch_size = 10, .shuffle = true, .seed = 3});
+  const auto plan = loader.batch_indices(1);
+  loader.set_epoch(1);
+  loader.skip_next(4);
+  auto rest = pass(loader);
+  ASSERT_EQ(rest.size(), 2u);  // 6 batches, the first 4 left out
+  EXPECT_EQ(rest[0], plan[4]);
+  EXPECT_EQ(rest[1], plan[5]);
+  EXPECT_EQ(loader.epoch(), 2);
+  EXPECT_EQ(pass(loader).size(), 6u);  // only the next pass is shortened
+  loader.skip_next(6);
+  EXPECT_TRUE(pass(loader).empty());
+  EXPECT_TRUE(test::throws_with<ValueError>([&] { loader.skip_next(7); }, {"skip_next", "6", "7"}));
+  EXPECT_THROW(loader.skip_next(-1), ValueError);
+}
+
 TEST(DataLoader, PrefetchOnOffIdentical) {
   auto ds = numbers(57);
   for (bool shuffle : {false, true}) {

@@ -137,8 +137,17 @@ std::vector<std::vector<int64_t>> DataLoader::batch_indices(int64_t epoch) const
   return out;
 }
 
+void DataLoader::skip_next(int64_t batches) {
+  ANVIL_CHECK(batches >= 0 && batches <= size(), ValueError,
+              "DataLoader::skip_next: expected 0 <= batches <= ", size(), ", got ", batches);
+  skip_ = batches;
+}
+
 DataLoader::Iterator DataLoader::begin() {
-  auto pass = std::make_shared<Pass>(dataset_, batch_indices(epoch_), options_.prefetch);
+  auto batches = batch_indices(epoch_);
+  batches.erase(batches.begin(), batches.begin() + skip_);  // resuming mid-epoch
+  skip_ = 0;
+  auto pass = std::make_shared<Pass>(dataset_, std::move(batches), options_.prefetch);
   ++epoch_;
   pass->advance();
   return Iterator(std::move(pass));

@@ -84,6 +84,8 @@ void save_checkpoint(const Checkpoint& ckpt, const std::string& path) {
   add_prefixed(tensors, ckpt.model, "model.");
   add_prefixed(tensors, ckpt.optimizer, "optimizer.");
   add_prefixed(tensors, ckpt.scheduler, "scheduler.");
+  add_prefixed(tensors, ckpt.scaler, "scaler.");
+  add_prefixed(tensors, ckpt.epoch_sums, "epoch.");
   json crcs = json::object();
   for (const auto& [name, t] : tensors) {
     ANVIL_CHECK(t.defined(), ValueError, "save_checkpoint: tensor '", name, "' is undefined");
@@ -98,6 +100,8 @@ void save_checkpoint(const Checkpoint& ckpt, const std::string& path) {
               {"epoch", ckpt.epoch},
               {"global_step", ckpt.global_step},
               {"loader_epoch", ckpt.loader_epoch},
+              {"epoch_batches", ckpt.epoch_batches},
+              {"epoch_samples", ckpt.epoch_samples},
               {"rng", rng},
               {"history", ckpt.history},
               {"tensor_crc32c", crcs}};
@@ -158,7 +162,9 @@ Checkpoint load_checkpoint(const std::string& path) {
     for (auto& [name, t] : tensors) {
       for (auto [prefix, dst] : {std::pair{std::string("model."), &ck.model},
                                  std::pair{std::string("optimizer."), &ck.optimizer},
-                                 std::pair{std::string("scheduler."), &ck.scheduler}}) {
+                                 std::pair{std::string("scheduler."), &ck.scheduler},
+                                 std::pair{std::string("scaler."), &ck.scaler},
+                                 std::pair{std::string("epoch."), &ck.epoch_sums}}) {
         if (name.compare(0, prefix.size(), prefix) == 0) {
           (*dst)[name.substr(prefix.size())] = t;
           break;
@@ -169,6 +175,11 @@ Checkpoint load_checkpoint(const std::string& path) {
     ck.epoch = integer_field<int64_t>(doc, "epoch", damaged);
     ck.global_step = integer_field<int64_t>(doc, "global_step", damaged);
     ck.loader_epoch = integer_field<int64_t>(doc, "loader_epoch", damaged);
+    // Written since mid-epoch checkpoints exist; older files are at an epoch's end.
+    if (doc.contains("epoch_batches")) {
+      ck.epoch_batches = integer_field<int64_t>(doc, "epoch_batches", damaged);
+      ck.epoch_samples = integer_field<int64_t>(doc, "epoch_samples", damaged);
+    }
     if (!doc.at("rng").is_array())
       throw damaged("is damaged: 'rng' in the checkpoint metadata is not a list");
     for (const auto& r : doc.at("rng")) {

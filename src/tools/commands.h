@@ -16,6 +16,7 @@ struct TrainArgs {
   std::string device = "cpu";
   int64_t epochs = 10, batch_size = 128, grad_accum = 1, warmup_epochs = 0;
   int64_t schedule_epochs = 0;  // the epochs the LR schedule spans (those of the first run)
+  int64_t checkpoint_every_steps = 0;  // also checkpoint every N steps, mid-epoch (0: off)
   double lr = 1e-3, weight_decay = 0, clip_grad_norm = 0;
   uint64_t seed = 0;
   std::vector<std::string> metrics;

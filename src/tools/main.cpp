@@ -56,6 +56,9 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   train->add_option("--clip-grad-norm", ta.clip_grad_norm)->capture_default_str();
+  train->add_option("--checkpoint-every-steps", ta.checkpoint_every_steps,
+                    "also save the checkpoint every N steps, so --resume continues mid-epoch")
+      ->check(CLI::NonNegativeNumber);
   train->add_option("--device", ta.device, "cpu or cuda[:N]")->capture_default_str();
   train->add_option("--seed", ta.seed)->capture_default_str();
   train->add_option("--output", ta.output, "run directory")->capture_default_str();

@@ -50,6 +50,7 @@ TrainArgs args_of_run(const std::string& dir, const TrainArgs& cmdline, bool epo
     a.grad_accum = r.value("grad_accum", int64_t(1));
     a.clip_grad_norm = r.value("clip_grad_norm", 0.0);
     a.warmup_epochs = r.value("warmup_epochs", int64_t(0));
+    a.checkpoint_every_steps = r.value("checkpoint_every_steps", int64_t(0));
     a.metrics = r.value("metrics", std::vector<std::string>{});
     a.schedule_epochs = r.value("schedule_epochs", r.at("epochs").get<int64_t>());
     if (!epochs_given) a.epochs = r.at("epochs").get<int64_t>();
@@ -59,6 +60,20 @@ TrainArgs args_of_run(const std::string& dir, const TrainArgs& cmdline, bool epo
   a.output = dir;
   return a;
 }
+
+// Overwrites the run's checkpoint every `every` optimizer steps, so that --resume continues
+// from the middle of an epoch.
+class StepCheckpoint : public train::Callback {
+ public:
+  StepCheckpoint(std::string path, int64_t every) : path_(std::move(path)), every_(every) {}
+  void on_step_end(train::Trainer& t, const train::StepInfo&) override {
+    if (t.global_step() % every_ == 0) t.save_checkpoint(path_);
+  }
+
+ private:
+  std::string path_;
+  int64_t every_;
+};
 
 }  // namespace
 
@@ -132,6 +147,7 @@ int train_command(TrainArgs a, const std::string& resume, bool epochs_given) {
               {"grad_accum", a.grad_accum},
               {"clip_grad_norm", a.clip_grad_norm},
               {"warmup_epochs", a.warmup_epochs},
+              {"checkpoint_every_steps", a.checkpoint_every_steps},
               {"metrics", a.metrics}};
   write_file_atomic(a.output + "/run.json", run.dump(2) + "\n");
   if (!a.quiet) trainer.add_callback(std::make_shared<train::ProgressBar>());
@@ -139,6 +155,8 @@ int train_command(TrainArgs a, const std::string& resume, bool epochs_given) {
                                                               a.output + "/history.json"));
   trainer.add_callback(std::make_shared<train::EpochHook>(
       [&](train::Trainer& t, int64_t, const train::Logs&) { t.save_checkpoint(ckpt_path); }));
+  if (a.checkpoint_every_steps > 0)
+    trainer.add_callback(std::make_shared<StepCheckpoint>(ckpt_path, a.checkpoint_every_steps));
   trainer.fit_to(train_loader, a.epochs, &test_loader);
 
   // The run directory: architecture, weights, and how the data was prepared.

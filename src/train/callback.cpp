@@ -1,5 +1,6 @@
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -7,6 +8,8 @@
 #include <iomanip>
 #include <iostream>
 #include <sstream>
+#include <tuple>
+#include <vector>
 
 #include "anvil/autograd/grad_mode.h"
 #include "anvil/optim/reduce_lr_on_plateau.h"
@@ -176,9 +179,9 @@ void HistoryWriter::on_epoch_end(Trainer& t, int64_t epoch, Logs& logs) {
 
 // ---- CheckpointCallback ----
 namespace {
-// N for "checkpoint-epoch-N.safetensors", or -1.
-int64_t checkpoint_epoch_of(const std::string& name) {
-  const std::string pre = "checkpoint-epoch-", suf = ".safetensors";
+// N for "<prefix>N.safetensors", or -1.
+int64_t number_in(const std::string& name, const std::string& pre) {
+  const std::string suf = ".safetensors";
   if (name.size() <= pre.size() + suf.size() || name.compare(0, pre.size(), pre) != 0 ||
       name.compare(name.size() - suf.size(), suf.size(), suf) != 0)
     return -1;
@@ -189,14 +192,22 @@ int64_t checkpoint_epoch_of(const std::string& name) {
   return std::stoll(digits);
 }
 
-std::map<int64_t, std::string> checkpoints_in(const std::string& dir) {
-  std::map<int64_t, std::string> found;
+// The periodic checkpoints in `dir` (checkpoint-epoch-N and checkpoint-step-N), oldest first
+// by the time they were written (a rename keeps the write time), then by N.
+std::vector<std::string> checkpoints_in(const std::string& dir) {
+  std::vector<std::tuple<std::filesystem::file_time_type, int64_t, std::string>> found;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    int64_t n = checkpoint_epoch_of(entry.path().filename().string());
-    if (n >= 0 && entry.is_regular_file(ec)) found[n] = entry.path().string();
+    const std::string name = entry.path().filename().string();
+    int64_t n = number_in(name, "checkpoint-epoch-");
+    if (n < 0) n = number_in(name, "checkpoint-step-");
+    if (n < 0 || !entry.is_regular_file(ec)) continue;
+    found.emplace_back(entry.last_write_time(ec), n, entry.path().string());
   }
-  return found;
+  std::sort(found.begin(), found.end());
+  std::vector<std::string> paths;
+  for (auto& f : found) paths.push_back(std::get<2>(f));
+  return paths;
 }
 }  // namespace
 
@@ -208,7 +219,7 @@ CheckpointCallback::CheckpointCallback(std::string dir, int64_t every_epochs, in
       every_(every_epochs),
       keep_last_(keep_last) {
   ANVIL_CHECK(!dir_.empty(), ValueError, "CheckpointCallback: the directory is empty");
-  ANVIL_CHECK(every_ >= 1, ValueError, "CheckpointCallback: every_epochs must be >= 1, got ", every_);
+  ANVIL_CHECK(every_ >= 0, ValueError, "CheckpointCallback: every_epochs must be >= 0, got ", every_);
   ANVIL_CHECK(keep_last_ >= 0, ValueError, "CheckpointCallback: keep_last must be >= 0, got ",
               keep_last_);
   ANVIL_CHECK(mode_ == "min" || mode_ == "max" || mode_ == "auto", ValueError,
@@ -244,15 +255,7 @@ void CheckpointCallback::on_epoch_end(Trainer& t, int64_t epoch, Logs& logs) {
   std::filesystem::create_directories(dir_, ec);
   ANVIL_CHECK(!ec || std::filesystem::is_directory(dir_), IOError, "CheckpointCallback: cannot create '",
               dir_, "': ", ec.message());
-  if (epoch % every_ == 0) {
-    t.save_checkpoint(path_for_epoch(epoch));
-    if (keep_last_ > 0) {
-      auto found = checkpoints_in(dir_);
-      int64_t excess = int64_t(found.size()) - keep_last_;
-      for (auto it = found.begin(); excess > 0 && it != found.end(); ++it, --excess)
-        std::filesystem::remove(it->second, ec);
-    }
-  }
+  if (every_ > 0 && epoch % every_ == 0) save_periodic(t, path_for_epoch(epoch));
   if (!monitor_.empty()) {
     auto it = logs.find(monitor_);
     if (it != logs.end() && std::isfinite(it->second) &&
@@ -264,9 +267,39 @@ void CheckpointCallback::on_epoch_end(Trainer& t, int64_t epoch, Logs& logs) {
   }
 }
 
+void CheckpointCallback::on_step_end(Trainer& t, const StepInfo&) {
+  if (every_steps_ > 0 && t.global_step() % every_steps_ == 0)
+    save_periodic(t, path_for_step(t.global_step()));
+}
+
+CheckpointCallback& CheckpointCallback::every_n_steps(int64_t steps) {
+  ANVIL_CHECK(steps >= 0, ValueError, "CheckpointCallback: every_n_steps must be >= 0, got ", steps);
+  every_steps_ = steps;
+  return *this;
+}
+
+std::string CheckpointCallback::path_for_step(int64_t global_step) const {
+  return (std::filesystem::path(dir_) /
+          ("checkpoint-step-" + std::to_string(global_step) + ".safetensors"))
+      .string();
+}
+
+void CheckpointCallback::save_periodic(Trainer& t, const std::string& path) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir_, ec);
+  ANVIL_CHECK(!ec || std::filesystem::is_directory(dir_), IOError,
+              "CheckpointCallback: cannot create '", dir_, "': ", ec.message());
+  t.save_checkpoint(path);
+  if (keep_last_ == 0) return;
+  auto found = checkpoints_in(dir_);
+  int64_t excess = int64_t(found.size()) - keep_last_;
+  for (auto it = found.begin(); excess > 0 && it != found.end(); ++it, --excess)
+    if (*it != path) std::filesystem::remove(*it, ec);
+}
+
 std::string latest_checkpoint(const std::string& dir) {
   auto found = checkpoints_in(dir);
-  return found.empty() ? std::string() : found.rbegin()->second;
+  return found.empty() ? std::string() : found.back();
 }
 
 }  // namespace anvil::train

@@ -125,11 +125,26 @@ const History& Trainer::fit(data::DataLoader& train, int64_t epochs, data::DataL
     loss_sum_.fill_(0);
     correct_sum_.fill_(0);
     int64_t samples = 0, batch_index = 0, step = 0;
+    if (resume_batches_ > 0) {  // a checkpoint written in the middle of this epoch
+      train.skip_next(resume_batches_);
+      batch_index = resume_batches_;
+      step = batch_index / accum;
+      samples = resume_samples_;
+      loss_sum_.copy_(resume_sums_.at("loss_sum"));
+      correct_sum_.copy_(resume_sums_.at("correct_sum"));
+      classification_ = resume_classification_;
+      resume_batches_ = 0;
+      resume_sums_.clear();
+    }
+    pass_epoch_ = train.epoch();
+    in_epoch_ = true;
     optimizer_->zero_grad();
     for (data::Batch& b : train) {
       ++batch_index;
       const int64_t n = b.input.size(0);
       samples += n;
+      epoch_batches_ = batch_index;
+      epoch_samples_ = samples;
       if (graphed_) {
         optimizer_->prepare_step();
         (*graphed_)(b.input, b.target);
@@ -153,6 +168,7 @@ const History& Trainer::fit(data::DataLoader& train, int64_t epochs, data::DataL
       }
       run_callbacks([&](Callback& c) { c.on_step_end(*this, info); });
     }
+    in_epoch_ = false;
     loader_epoch_ = train.epoch();
     Logs logs;
     double secs = seconds_since(start);
@@ -270,6 +286,15 @@ void Trainer::save_checkpoint(const std::string& path) const {
   ck.epoch = epoch_;
   ck.global_step = global_step_;
   ck.loader_epoch = loader_epoch_;
+  if (in_epoch_) {  // saved between two steps of an epoch: it resumes from the next batch
+    ck.epoch = epoch_ - 1;
+    ck.loader_epoch = pass_epoch_;
+    ck.epoch_batches = epoch_batches_;
+    ck.epoch_samples = epoch_samples_;
+    ck.epoch_sums["loss_sum"] = loss_sum_.to(kCPU).clone();
+    ck.epoch_sums["correct_sum"] = correct_sum_.to(kCPU).clone();
+    ck.epoch_sums["classification"] = scalar_tensor(int64_t(classification_), kInt64);
+  }
   ck.rng = io::capture_rng_states();
   History h = history_;
   if (current_logs_ && (h.empty() || h.epochs().back().epoch != epoch_)) h.add(epoch_, *current_logs_);
@@ -293,6 +318,11 @@ void Trainer::load_checkpoint(const std::string& path) {
     }
     h.add(e, std::move(logs));
   }
+  const char* sums[] = {"loss_sum", "correct_sum", "classification"};
+  if (ck.epoch_batches > 0)
+    for (const char* k : sums)
+      ANVIL_CHECK(ck.epoch_sums.count(k), IOError, "Trainer::load_checkpoint: '", path,
+                  "' was saved mid-epoch but lacks the epoch's running '", k, "'");
   model_->load_state_dict(ck.model);
   optimizer_->load_state_dict(ck.optimizer);
   if (scheduler_) scheduler_->load_state_dict(ck.scheduler);
@@ -301,6 +331,11 @@ void Trainer::load_checkpoint(const std::string& path) {
   global_step_ = ck.global_step;
   loader_epoch_ = ck.loader_epoch;
   restore_loader_epoch_ = true;
+  resume_batches_ = ck.epoch_batches;
+  resume_samples_ = ck.epoch_samples;
+  resume_sums_ = ck.epoch_batches > 0 ? ck.epoch_sums : StateDict{};
+  resume_classification_ =
+      ck.epoch_batches > 0 && ck.epoch_sums.at("classification").item<int64_t>() != 0;
   history_ = std::move(h);
   if (architecture_.empty()) architecture_ = ck.architecture;
 }

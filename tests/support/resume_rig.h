@@ -4,6 +4,7 @@
 #pragma once
 #include <unistd.h>
 
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -13,6 +14,7 @@
 #include "anvil/data/tensor_dataset.h"
 #include "anvil/nn/model_builder.h"
 #include "anvil/optim/optim.h"
+#include "anvil/train/callback.h"
 #include "anvil/train/trainer.h"
 
 namespace anvil::test::resume {
@@ -124,6 +126,40 @@ inline void check_exact_resume(const std::string& opt_name, const std::string& s
   ASSERT_EQ(a.size(), b.size()) << what;
   for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i], b[i]) << what << " epoch " << i + 1;
   unlink(p.c_str());
+}
+
+// N epochs straight (saving a checkpoint every `every` steps, in the middle of an epoch) vs
+// brand-new objects loading the checkpoint of step `every` and training to N epochs.
+inline void check_exact_resume_mid_epoch(const std::string& opt_name, const std::string& sched,
+                                         Device device = kCPU) {
+  const int64_t N = 4, every = kSteps + kSteps / 2;  // half-way through epoch 2
+  const std::string what =
+      "mid-epoch " + opt_name + "/" + (sched.empty() ? "none" : sched) + " on " + device.str();
+  const std::string dir = "/tmp/anvil_test_resume_mid_" + std::to_string(getpid());
+  std::filesystem::remove_all(dir);
+  Rig straight = make_run(opt_name, sched, N, device);
+  auto cb = std::make_shared<train::CheckpointCallback>(dir, 0, 0);
+  cb->every_n_steps(every);
+  straight.trainer->add_callback(cb);
+  auto loader = make_loader();
+  straight.trainer->fit(loader, N);
+
+  manual_seed(4321);
+  (void)randn({100});
+  Rig second = make_run(opt_name, sched, N, device);
+  second.trainer->load_checkpoint(cb->path_for_step(every));
+  EXPECT_EQ(second.trainer->epoch(), 1) << what;  // epochs completed
+  EXPECT_EQ(second.trainer->global_step(), every) << what;
+  auto l2 = make_loader();
+  second.trainer->fit_to(l2, N);
+  expect_same_params(*straight.model, *second.model, what);
+  EXPECT_EQ(second.trainer->global_step(), straight.trainer->global_step()) << what;
+  for (const char* key : {"loss", "accuracy", "lr"}) {
+    auto a = straight.trainer->history().series(key), b = second.trainer->history().series(key);
+    ASSERT_EQ(a.size(), b.size()) << what << " " << key;
+    for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i], b[i]) << what << " " << key << " " << i;
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace anvil::test::resume

@@ -46,6 +46,9 @@ class DataLoader {
   // The epoch the next pass will use.
   int64_t epoch() const { return epoch_; }
   void set_epoch(int64_t epoch) { epoch_ = epoch; }
+  // The next pass leaves out its first `batches` batches (in that epoch's order), as a run
+  // resumed mid-epoch needs; later passes are whole. Throws ValueError beyond size().
+  void skip_next(int64_t batches);
   const DataLoaderOptions& options() const { return options_; }
   const std::shared_ptr<Dataset>& dataset() const { return dataset_; }
   // The sample indices of every batch of a pass at `epoch`, in order.
@@ -83,6 +86,7 @@ class DataLoader {
   std::shared_ptr<Dataset> dataset_;
   DataLoaderOptions options_;
   int64_t epoch_ = 0;
+  int64_t skip_ = 0;
 };
 
 }  // namespace anvil::data

@@ -2,11 +2,13 @@
 // exactly where it stopped.
 //
 // Tensors: the model's state dict under "model.", the optimizer's under "optimizer.", the
-// LR scheduler's (when there is one) under "scheduler.". The safetensors __metadata__ holds
-// two entries: "anvil_checkpoint", a JSON document
+// LR scheduler's (when there is one) under "scheduler.", the loss scaler's under "scaler.",
+// the running sums of an epoch saved midway under "epoch.". The safetensors __metadata__
+// holds two entries: "anvil_checkpoint", a JSON document
 //
 //   {"format": "anvil-checkpoint", "format_version": 1, "architecture": <string or null>,
 //    "epoch": 3, "global_step": 48, "loader_epoch": 3,
+//    "epoch_batches": 0, "epoch_samples": 0,         (optional: absent means 0)
 //    "rng": [{"device": "cpu", "seed": 3, "offset": 120}, {"device": "cuda:0", ...}],
 //    "history": [...History::to_json()...],
 //    "tensor_crc32c": {"model.0.weight": "e3069283", ...}}
@@ -39,6 +41,13 @@ struct Checkpoint {
   StateDict model;
   StateDict optimizer;
   StateDict scheduler;          // empty: no scheduler
+  StateDict scaler;             // the loss scaler's state (amp::GradScaler); empty: none
+  // The epoch in progress when saved mid-epoch (all empty/0 at an epoch's end): the running
+  // sums of its loss and correct predictions ("loss_sum", "correct_sum"), and how many of
+  // its batches and samples were done.
+  StateDict epoch_sums;
+  int64_t epoch_batches = 0;
+  int64_t epoch_samples = 0;
   std::string architecture;     // a ModelBuilder JSON document, or empty
   int64_t epoch = 0;            // epochs completed
   int64_t global_step = 0;      // optimizer steps taken

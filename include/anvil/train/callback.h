@@ -124,7 +124,9 @@ class HistoryWriter : public Callback {
 };
 
 // Writes dir/checkpoint-epoch-N.safetensors (Trainer::save_checkpoint) every `every_epochs`
-// epochs, deleting the oldest of those files beyond the newest `keep_last` (0 keeps all).
+// epochs (0: never) and, after every_n_steps(S), dir/checkpoint-step-G.safetensors every S
+// optimizer steps (G: the global step; such a checkpoint resumes in the middle of its epoch),
+// deleting the oldest of those files beyond the newest `keep_last` (0 keeps all).
 // With a `monitor` (e.g. "val_loss"), also keeps dir/best.safetensors: the checkpoint of the
 // epoch with the best value so far (mode "min", "max", or "auto": max for names containing
 // accuracy/f1/auc/r2/precision/recall). The best so far is taken from the trainer's history at
@@ -136,20 +138,28 @@ class CheckpointCallback : public Callback {
                               std::string monitor = "", std::string mode = "auto");
   void on_train_begin(Trainer& t) override;
   void on_epoch_end(Trainer& t, int64_t epoch, Logs& logs) override;
-  // dir/checkpoint-epoch-N.safetensors and dir/best.safetensors.
+  void on_step_end(Trainer& t, const StepInfo& info) override;
+  // Also save every `steps` optimizer steps (0: off). Returns *this.
+  CheckpointCallback& every_n_steps(int64_t steps);
+  // dir/checkpoint-epoch-N.safetensors, dir/checkpoint-step-G.safetensors, dir/best.safetensors.
   std::string path_for_epoch(int64_t epoch) const;
+  std::string path_for_step(int64_t global_step) const;
   std::string best_path() const;
   // The epoch of the best checkpoint so far (0: none yet).
   int64_t best_epoch() const { return best_epoch_; }
 
  private:
+  void save_periodic(Trainer& t, const std::string& path);
+
   std::string dir_, monitor_, mode_;
   int64_t every_, keep_last_;
+  int64_t every_steps_ = 0;
   double best_ = 0;
   int64_t best_epoch_ = 0;
 };
 
-// The newest dir/checkpoint-epoch-N.safetensors (largest N), or "" when there is none.
+// The newest periodic checkpoint in `dir` (checkpoint-epoch-N or checkpoint-step-G, by write
+// time), or "" when there is none.
 std::string latest_checkpoint(const std::string& dir);
 
 }  // namespace anvil::train

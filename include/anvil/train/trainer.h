@@ -62,8 +62,9 @@ class Trainer {
 
   // Writes a checkpoint (see anvil/io/checkpoint.h): model, optimizer, scheduler, the default
   // generators' states, epoch, global step, the training loader's epoch and the history.
-  // Called from a callback's on_epoch_end, it includes the epoch being finished in the history.
-  // Throws IOError naming the file.
+  // Called from a callback's on_epoch_end, it includes the epoch being finished in the history;
+  // called from on_step_end, it records the position inside the epoch and the epoch's running
+  // sums, so that resuming continues with the next batch. Throws IOError naming the file.
   void save_checkpoint(const std::string& path) const;
   // Restores a checkpoint written by save_checkpoint into this trainer's model, optimizer and
   // scheduler (built the same way), and the generators, epoch, global step and history. The
@@ -133,6 +134,13 @@ class Trainer {
   // by every step (eager or replayed) and read only when a callback or the epoch's logs ask.
   Tensor loss_sum_, correct_sum_;
   bool classification_ = false;
+  // The epoch in progress (for a checkpoint saved between its steps), and what a checkpoint
+  // saved that way hands the next fit().
+  bool in_epoch_ = false;
+  int64_t pass_epoch_ = 0, epoch_batches_ = 0, epoch_samples_ = 0;
+  int64_t resume_batches_ = 0, resume_samples_ = 0;
+  StateDict resume_sums_;
+  bool resume_classification_ = false;
   std::shared_ptr<GraphedStep> graphed_;
 };
 
