@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "anvil/data/data.h"
+#include "anvil/core/pinned_memory.h"
 #include "support/check.h"
 
 using namespace anvil;
@@ -141,6 +142,17 @@ TEST(DataLoader, SkipNextResumesAPassMidway) {
   EXPECT_TRUE(pass(loader).empty());
   EXPECT_TRUE(test::throws_with<ValueError>([&] { loader.skip_next(7); }, {"skip_next", "6", "7"}));
   EXPECT_THROW(loader.skip_next(-1), ValueError);
+}
+
+TEST(DataLoader, PinMemoryWithoutCudaGivesOrdinaryBatches) {
+  if (pinned_memory_available()) GTEST_SKIP() << "has a CUDA device (test_cuda_pinned covers it)";
+  DataLoader loader(numbers(10), {.batch_size = 4, .pin_memory = true});
+  auto batches = pass(loader);
+  ASSERT_EQ(batches.size(), 3u);
+  EXPECT_EQ(batches[2], (std::vector<int64_t>{8, 9}));
+  EXPECT_TRUE(test::throws_with<DeviceError>([] { (void)ones({3}).pin_memory(); },
+                                             {"pin_memory", "CUDA device"}));
+  EXPECT_FALSE(ones({3}).is_pinned());
 }
 
 TEST(DataLoader, PrefetchOnOffIdentical) {

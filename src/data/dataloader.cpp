@@ -10,6 +10,7 @@
 
 #include "anvil/autograd/grad_mode.h"
 #include "anvil/core/error.h"
+#include "anvil/core/pinned_memory.h"
 #include "anvil/data/sampler.h"
 
 namespace anvil::data {
@@ -35,8 +36,10 @@ struct DataLoader::Pass {
   std::deque<Slot> ready;
   bool stop = false;
 
-  Pass(std::shared_ptr<Dataset> d, std::vector<std::vector<int64_t>> b, bool prefetch)
-      : dataset(std::move(d)), batches(std::move(b)) {
+  bool pin = false;  // copy each batch into page-locked memory as it is made
+
+  Pass(std::shared_ptr<Dataset> d, std::vector<std::vector<int64_t>> b, bool prefetch, bool pin)
+      : dataset(std::move(d)), batches(std::move(b)), pin(pin) {
     if (prefetch && !batches.empty()) worker = std::thread([this] { produce(); });
   }
   ~Pass() {
@@ -55,6 +58,10 @@ struct DataLoader::Pass {
     try {
       NoGradGuard no_grad;
       s.batch = dataset->get_batch(batches[k]);
+      if (pin) {
+        s.batch.input = s.batch.input.pin_memory();
+        s.batch.target = s.batch.target.pin_memory();
+      }
     } catch (...) {
       s.error = std::current_exception();
     }
@@ -147,7 +154,9 @@ DataLoader::Iterator DataLoader::begin() {
   auto batches = batch_indices(epoch_);
   batches.erase(batches.begin(), batches.begin() + skip_);  // resuming mid-epoch
   skip_ = 0;
-  auto pass = std::make_shared<Pass>(dataset_, std::move(batches), options_.prefetch);
+  // Without a CUDA device there is nothing to pin for (as PyTorch, which warns and goes on).
+  const bool pin = options_.pin_memory && pinned_memory_available();
+  auto pass = std::make_shared<Pass>(dataset_, std::move(batches), options_.prefetch, pin);
   ++epoch_;
   pass->advance();
   return Iterator(std::move(pass));

@@ -113,8 +113,10 @@ int train_command(TrainArgs a, const std::string& resume, bool epochs_given) {
                                             : std::vector<std::string>{"rmse", "mae", "r2"};
   train::Trainer trainer(model, opt, loss, to);
   trainer.set_architecture(arch.to_json().dump());
-  data::DataLoader train_loader(d.train,
-                                {.batch_size = a.batch_size, .shuffle = true, .seed = a.seed});
+  data::DataLoader train_loader(d.train, {.batch_size = a.batch_size,
+                                         .shuffle = true,
+                                         .seed = a.seed,
+                                         .pin_memory = to.device.is_cuda()});
   data::DataLoader test_loader(d.test, {.batch_size = 512});
   TrainArgs sa = a;
   sa.epochs = a.schedule_epochs;  // the schedule keeps the length the run started with

@@ -124,6 +124,11 @@ class Tensor {
   Tensor to(Device device) const;
   Tensor to(Device device, DType dtype) const;
   Tensor cpu() const { return to(kCPU); }
+  // A copy in page-locked host memory (self if already there), from which copies to a CUDA
+  // device run asynchronously (anvil/core/pinned_memory.h). Throws DeviceError for a tensor
+  // not on the CPU or on a machine without a CUDA device.
+  Tensor pin_memory() const;
+  bool is_pinned() const;
   Tensor cuda(int index = 0) const { return to(Device(DeviceKind::CUDA, index)); }
 
   // ---- in place (not recorded by autograd; refused on tensors that need grad) ----

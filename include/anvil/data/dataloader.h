@@ -32,6 +32,9 @@ struct DataLoaderOptions {
   uint64_t seed = 0;       // of the shuffle
   bool drop_last = false;  // drop a last batch smaller than batch_size
   bool prefetch = true;    // prepare up to two batches ahead on a background thread
+  // Put each batch in page-locked memory (Tensor::pin_memory), so that its upload to a CUDA
+  // device runs asynchronously; ignored where there is no CUDA device.
+  bool pin_memory = false;
 };
 
 class DataLoader {

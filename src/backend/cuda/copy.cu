@@ -7,6 +7,7 @@
 #include "backend/copy_kernels.h"
 #include "backend/cuda/capture.h"
 #include "backend/cuda/launch.cuh"
+#include "backend/cuda/pinned_allocator.h"
 
 namespace anvil::cuda {
 namespace {
@@ -70,6 +71,8 @@ void copy_from_host(const Tensor& dst, const Tensor& host, bool temporary, size_
   refuse_in_capture("a copy from host memory");
   ANVIL_CUDA_CHECK(cudaMemcpyAsync(dst.data_ptr(), host.data_ptr(), nbytes,
                                    cudaMemcpyHostToDevice, current_stream()));
+  // anvil's page-locked blocks (Tensor::pin_memory) are reused only after this copy is done.
+  if (is_pinned(host.data_ptr())) pinned_record_use(host.data_ptr(), current_stream());
   if (!temporary) return;
   cudaPointerAttributes attr{};
   ANVIL_CUDA_CHECK(cudaPointerGetAttributes(&attr, host.data_ptr()));
