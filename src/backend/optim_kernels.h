@@ -6,7 +6,8 @@
 // float64 tensor), each parameter's step counter ("step", 0-dim float32, advanced by the call)
 // and NAdam's mu_product (0-dim float32). Everything else (betas, eps, weight decay, ...) is a
 // launch argument, fixed for as long as the optimizer's hyper_version() stays the same. So the
-// call can be captured in a CUDA graph and replayed.
+// call can be captured in a CUDA graph and replayed. An optional device flag (GradScaler's
+// found_inf) makes the call skip the whole update on the device.
 //
 // The formulas reproduce the optimizers' former composition of anvil ops operation by
 // operation: every intermediate is rounded to the compute type, scalars are rounded to it
@@ -64,6 +65,9 @@ struct OptimTensors {
   std::vector<Tensor> mu_products;  // NAdam
   std::vector<uint8_t> fresh;       // SGD: slot 0 was just created and takes the gradient
   Tensor lr;                        // 0-dim float64
+  // Optional 0-dim float32: where non-zero the call changes nothing (parameters, state and
+  // step counters), as PyTorch's fused optimizers do for a step GradScaler skips.
+  Tensor found_inf;
 };
 
 using OptimStepFn = void(const OptimHyper& hyper, const OptimTensors& tensors);
@@ -77,6 +81,22 @@ using GradNormFn = void(const std::vector<Tensor>& grads, double norm_type, cons
 using GradScaleFn = void(const std::vector<Tensor>& grads, const Tensor& total, double max_norm);
 inline constinit KernelTable<GradNormFn> grad_norm_kernels{"clip_grad_norm_"};
 inline constinit KernelTable<GradScaleFn> grad_scale_kernels{"clip_grad_norm_"};
+
+// GradScaler's device halves (torch._amp_foreach_non_finite_check_and_unscale_ and
+// torch._amp_update_scale_), graph-safe: every value is read and written on the device.
+// unscale_grads: grads (dense, one device, one floating dtype) are multiplied by
+// 1 / scale (0-dim float32, inverted on the device in double and rounded to float32, as
+// PyTorch does), computing in float32 at least; the 0-dim float32 found_inf is set to 1 where
+// any element (before unscaling) is inf or NaN, and left alone otherwise.
+using UnscaleGradsFn = void(const std::vector<Tensor>& grads, const Tensor& found_inf,
+                            const Tensor& scale);
+// update_scale: one step of the scale's schedule (optim_math::update_scale) on the 0-dim
+// float32 scale and int32 growth_tracker, given the 0-dim float32 found_inf.
+using UpdateScaleFn = void(const Tensor& scale, const Tensor& growth_tracker,
+                           const Tensor& found_inf, double growth_factor, double backoff_factor,
+                           int64_t growth_interval);
+inline constinit KernelTable<UnscaleGradsFn> unscale_grads_kernels{"GradScaler.unscale_"};
+inline constinit KernelTable<UpdateScaleFn> update_scale_kernels{"GradScaler.update"};
 
 // Optimizer state of 16-bit parameters is kept in float32; others in their own dtype.
 inline DType optim_state_dtype(DType param) {
@@ -330,6 +350,30 @@ ANVIL_HD inline C clip_coefficient(C total, C max_norm, C tiny, Round round) {
   const C coef = round(div(max_norm, round(add(total, tiny))));
   return (coef != coef || coef < C(1)) ? coef : C(1);
 }
+
+// GradScaler.update's schedule, as torch._amp_update_scale_: after an overflow the scale backs
+// off and the count of good steps restarts; after growth_interval good steps in a row it grows
+// (unless that overflows float32) and the count restarts.
+ANVIL_HD inline void update_scale(float* scale, int32_t* growth_tracker, float found_inf,
+                                  double growth_factor, double backoff_factor,
+                                  int64_t growth_interval) {
+  if (found_inf != 0.0f) {  // NaN counts as found, as PyTorch's `if (*found_inf)`
+    *scale = float(double(*scale) * backoff_factor);
+    *growth_tracker = 0;
+    return;
+  }
+  const int32_t successful = *growth_tracker + 1;
+  if (successful == growth_interval) {
+    const float grown = float(double(*scale) * growth_factor);
+    if (grown - grown == 0.0f) *scale = grown;  // finite
+    *growth_tracker = 0;
+  } else {
+    *growth_tracker = successful;
+  }
+}
+
+// 1 / scale as PyTorch computes it (scale.double().reciprocal().float()).
+ANVIL_HD inline float inverse_scale(float scale) { return float(div(1.0, double(scale))); }
 
 }  // namespace optim_math
 }  // namespace anvil::backend

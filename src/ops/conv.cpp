@@ -1,6 +1,7 @@
 // conv2d: argument checks, dispatch and gradients (input, weight, bias by dedicated kernels).
 #include "anvil/ops/conv.h"
 
+#include "amp/autocast_ops.h"
 #include "anvil/autograd/node.h"
 #include "backend/conv_kernels.h"
 #include "ops/checks.h"
@@ -67,6 +68,10 @@ backend::ConvArgs make_args(const Tensor& input, const Tensor& weight, const Ten
 
 Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, Pair stride,
               Pair padding, Pair dilation, int64_t groups) {
+  if (amp::detail::autocast_active({&input, &weight, &bias}))
+    return amp::detail::run_autocast(
+        amp::detail::CastPolicy::LowerPrecision, {input, weight, bias},
+        [&](const auto& t) { return conv2d(t[0], t[1], t[2], stride, padding, dilation, groups); });
   const char* op = "conv2d";
   ops::check_defined(input, op, "input");
   ops::check_defined(weight, op, "weight");

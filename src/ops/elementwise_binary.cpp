@@ -1,6 +1,7 @@
 // Binary arithmetic and comparisons: broadcasting, type promotion, dispatch and gradients.
 #include <cmath>
 
+#include "amp/autocast_ops.h"
 #include "anvil/autograd/node.h"
 #include "anvil/ops/creation.h"
 #include "anvil/ops/elementwise.h"
@@ -100,6 +101,9 @@ Tensor div(const Tensor& a, const Tensor& b) {
 // d/da a^e = e a^(e-1), taken as 0 where e == 0 (also at a == 0); d/de a^e = a^e log(a),
 // taken as 0 where a == 0 and e >= 0 (PyTorch's conventions).
 Tensor pow(const Tensor& a, const Tensor& exponent) {
+  if (amp::detail::autocast_active({&a, &exponent}))
+    return amp::detail::run_autocast(amp::detail::CastPolicy::Float32, {a, exponent},
+                                     [](const auto& t) { return pow(t[0], t[1]); });
   Tensor out = compute(BinaryOp::Pow, a, exponent, arithmetic_dtype(BinaryOp::Pow, a, exponent));
   bool ga = a.requires_grad(), ge_ = exponent.requires_grad();
   Tensor x = a.detach(), e = exponent.detach(), y = out.detach();

@@ -1,4 +1,5 @@
 // Unary math: dtype rules, dispatch and gradients.
+#include "amp/autocast_ops.h"
 #include "anvil/autograd/node.h"
 #include "anvil/ops/creation.h"
 #include "anvil/ops/elementwise.h"
@@ -57,6 +58,9 @@ Tensor neg(const Tensor& a) {
 }
 
 Tensor exp(const Tensor& a) {
+  if (amp::detail::autocast_active({&a}))
+    return amp::detail::run_autocast(amp::detail::CastPolicy::Float32, {a},
+                                     [](const auto& t) { return exp(t[0]); });
   Tensor out = ops::unary(UnaryOp::Exp, a, "exp");
   Tensor y = out.detach();
   return autograd::record("ExpBackward", out, {a},
@@ -64,6 +68,9 @@ Tensor exp(const Tensor& a) {
 }
 
 Tensor log(const Tensor& a) {
+  if (amp::detail::autocast_active({&a}))
+    return amp::detail::run_autocast(amp::detail::CastPolicy::Float32, {a},
+                                     [](const auto& t) { return log(t[0]); });
   Tensor x = a.detach();
   return autograd::record("LogBackward", ops::unary(UnaryOp::Log, a, "log"), {a},
                           [x](const Tensor& g) -> Grads { return {div(g, x)}; });
@@ -77,6 +84,9 @@ Tensor sqrt(const Tensor& a) {
 }
 
 Tensor rsqrt(const Tensor& a) {
+  if (amp::detail::autocast_active({&a}))
+    return amp::detail::run_autocast(amp::detail::CastPolicy::Float32, {a},
+                                     [](const auto& t) { return rsqrt(t[0]); });
   Tensor out = ops::unary(UnaryOp::Rsqrt, a, "rsqrt");
   Tensor y = out.detach();
   return autograd::record("RsqrtBackward", out, {a}, [y](const Tensor& g) -> Grads {

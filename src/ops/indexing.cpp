@@ -3,6 +3,7 @@
 // checked by the kernels (before they write anything).
 #include "anvil/ops/indexing.h"
 
+#include "amp/autocast_ops.h"
 #include "anvil/autograd/node.h"
 #include "anvil/ops/creation.h"
 #include "anvil/ops/elementwise.h"
@@ -129,6 +130,10 @@ Tensor gather(const Tensor& a, int64_t dim, const Tensor& index) {
 }
 
 Tensor scatter_add(const Tensor& a, int64_t dim, const Tensor& index, const Tensor& src) {
+  if (amp::detail::autocast_active({&a, &index, &src}))
+    return amp::detail::run_autocast(
+        amp::detail::CastPolicy::Promote, {a, index, src},
+        [&](const auto& t) { return scatter_add(t[0], dim, t[1], t[2]); });
   const char* op = "scatter_add";
   check_operands(a, index, op);
   ops::check_defined(src, op, "src");

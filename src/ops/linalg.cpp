@@ -2,6 +2,7 @@
 // product of two rank-2 or two rank-3 operands.
 #include "anvil/ops/linalg.h"
 
+#include "amp/autocast_ops.h"
 #include "anvil/autograd/node.h"
 #include "anvil/ops/elementwise.h"
 #include "backend/matmul_kernels.h"
@@ -59,6 +60,9 @@ Tensor product(const Tensor& a, const Tensor& b) {
 }  // namespace
 
 Tensor mm(const Tensor& a, const Tensor& b) {
+  if (amp::detail::autocast_active({&a, &b}))
+    return amp::detail::run_autocast(amp::detail::CastPolicy::LowerPrecision, {a, b},
+                                     [](const auto& t) { return mm(t[0], t[1]); });
   check_operands(a, b, "mm");
   ops::check_dim(a, 2, "mm", "input");
   ops::check_dim(b, 2, "mm", "mat2");
@@ -67,6 +71,9 @@ Tensor mm(const Tensor& a, const Tensor& b) {
 }
 
 Tensor bmm(const Tensor& a, const Tensor& b) {
+  if (amp::detail::autocast_active({&a, &b}))
+    return amp::detail::run_autocast(amp::detail::CastPolicy::LowerPrecision, {a, b},
+                                     [](const auto& t) { return bmm(t[0], t[1]); });
   check_operands(a, b, "bmm");
   ops::check_dim(a, 3, "bmm", "input");
   ops::check_dim(b, 3, "bmm", "mat2");
@@ -77,6 +84,9 @@ Tensor bmm(const Tensor& a, const Tensor& b) {
 }
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
+  if (amp::detail::autocast_active({&a, &b}))
+    return amp::detail::run_autocast(amp::detail::CastPolicy::LowerPrecision, {a, b},
+                                     [](const auto& t) { return matmul(t[0], t[1]); });
   check_operands(a, b, "matmul");
   ANVIL_CHECK(a.dim() > 0 && b.dim() > 0, ShapeError,
               "matmul: expected operands with at least 1 dim, got shapes ", to_string(a.shape()),
@@ -113,6 +123,9 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+  if (amp::detail::autocast_active({&x, &w, &b}))
+    return amp::detail::run_autocast(amp::detail::CastPolicy::LowerPrecision, {x, w, b},
+                                     [](const auto& t) { return linear(t[0], t[1], t[2]); });
   ops::check_defined(x, "linear", "input");
   ops::check_defined(w, "linear", "weight");
   ops::check_dim(w, 2, "linear", "weight");

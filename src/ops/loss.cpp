@@ -1,6 +1,7 @@
 // Losses: argument checks, layout and gradients around the fused cross-entropy kernels.
 #include "anvil/ops/loss.h"
 
+#include "amp/autocast_ops.h"
 #include "anvil/autograd/node.h"
 #include "anvil/ops/elementwise.h"
 #include "anvil/ops/reduction.h"
@@ -52,6 +53,11 @@ void check_cross_entropy(const Tensor& logits, const Tensor& target, const Tenso
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& weight,
                      Reduction reduction, int64_t ignore_index, double label_smoothing) {
+  if (amp::detail::autocast_active({&logits, &target, &weight}))
+    return amp::detail::run_autocast(
+        amp::detail::CastPolicy::Float32, {logits, target, weight}, [&](const auto& t) {
+          return cross_entropy(t[0], t[1], t[2], reduction, ignore_index, label_smoothing);
+        });
   check_cross_entropy(logits, target, weight, label_smoothing);
   const int64_t cd = logits.dim() == 1 ? 0 : 1;
   const int64_t c = logits.size(cd), m = target.numel();

@@ -5,6 +5,7 @@
 
 #include <limits>
 
+#include "amp/autocast_ops.h"
 #include "anvil/autograd/node.h"
 #include "anvil/ops/activation.h"
 #include "anvil/ops/creation.h"
@@ -84,6 +85,10 @@ Tensor class_weight_view(const Tensor& weight, const Tensor& input) {
 
 Tensor nll_loss(const Tensor& input, const Tensor& target, const Tensor& weight,
                 Reduction reduction, int64_t ignore_index) {
+  if (amp::detail::autocast_active({&input, &target, &weight}))
+    return amp::detail::run_autocast(
+        amp::detail::CastPolicy::Float32, {input, target, weight},
+        [&](const auto& t) { return nll_loss(t[0], t[1], t[2], reduction, ignore_index); });
   const char* op = "nll_loss";
   ops::check_defined(input, op, "input");
   ops::check_defined(target, op, "target");
@@ -121,6 +126,10 @@ Tensor nll_loss(const Tensor& input, const Tensor& target, const Tensor& weight,
 
 Tensor binary_cross_entropy(const Tensor& input, const Tensor& target, const Tensor& weight,
                             Reduction reduction) {
+  if (amp::detail::autocast_active({&input, &target, &weight}))
+    return amp::detail::run_autocast(
+        amp::detail::CastPolicy::Float32, {input, target, weight},
+        [&](const auto& t) { return binary_cross_entropy(t[0], t[1], t[2], reduction); });
   const char* op = "binary_cross_entropy";
   check_pointwise(input, target, op);
   ops::check_same_device({input, weight}, op);
@@ -156,6 +165,11 @@ Tensor binary_cross_entropy(const Tensor& input, const Tensor& target, const Ten
 Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& target,
                                         const Tensor& weight, Reduction reduction,
                                         const Tensor& pos_weight) {
+  if (amp::detail::autocast_active({&input, &target, &weight, &pos_weight}))
+    return amp::detail::run_autocast(
+        amp::detail::CastPolicy::Float32, {input, target, weight, pos_weight}, [&](const auto& t) {
+          return binary_cross_entropy_with_logits(t[0], t[1], t[2], reduction, t[3]);
+        });
   const char* op = "binary_cross_entropy_with_logits";
   check_pointwise(input, target, op);
   ops::check_same_device({input, weight, pos_weight}, op);
@@ -175,16 +189,27 @@ Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& targe
 }
 
 Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction) {
+  if (amp::detail::autocast_active({&input, &target}))
+    return amp::detail::run_autocast(
+        amp::detail::CastPolicy::Float32, {input, target},
+        [&](const auto& t) { return mse_loss(t[0], t[1], reduction); });
   check_pointwise(input, target, "mse_loss");
   return reduce(square(sub(input, target)), reduction);
 }
 
 Tensor l1_loss(const Tensor& input, const Tensor& target, Reduction reduction) {
+  if (amp::detail::autocast_active({&input, &target}))
+    return amp::detail::run_autocast(amp::detail::CastPolicy::Float32, {input, target},
+                                     [&](const auto& t) { return l1_loss(t[0], t[1], reduction); });
   check_pointwise(input, target, "l1_loss");
   return reduce(abs(sub(input, target)), reduction);
 }
 
 Tensor huber_loss(const Tensor& input, const Tensor& target, Reduction reduction, double delta) {
+  if (amp::detail::autocast_active({&input, &target}))
+    return amp::detail::run_autocast(
+        amp::detail::CastPolicy::Float32, {input, target},
+        [&](const auto& t) { return huber_loss(t[0], t[1], reduction, delta); });
   check_pointwise(input, target, "huber_loss");
   ANVIL_CHECK(delta > 0, ValueError, "huber_loss: expected delta > 0, got ", delta);
   Tensor d = sub(input, target), ad = abs(d);
@@ -193,6 +218,10 @@ Tensor huber_loss(const Tensor& input, const Tensor& target, Reduction reduction
 }
 
 Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, Reduction reduction, double beta) {
+  if (amp::detail::autocast_active({&input, &target}))
+    return amp::detail::run_autocast(
+        amp::detail::CastPolicy::Float32, {input, target},
+        [&](const auto& t) { return smooth_l1_loss(t[0], t[1], reduction, beta); });
   check_pointwise(input, target, "smooth_l1_loss");
   ANVIL_CHECK(beta >= 0, ValueError, "smooth_l1_loss: expected beta >= 0, got ", beta);
   if (beta == 0) return reduce(abs(sub(input, target)), reduction);
@@ -203,6 +232,11 @@ Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, Reduction reduc
 
 Tensor soft_cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& weight,
                           Reduction reduction, double label_smoothing) {
+  if (amp::detail::autocast_active({&logits, &target, &weight}))
+    return amp::detail::run_autocast(
+        amp::detail::CastPolicy::Float32, {logits, target, weight}, [&](const auto& t) {
+          return soft_cross_entropy(t[0], t[1], t[2], reduction, label_smoothing);
+        });
   const char* op = "soft_cross_entropy";
   ops::check_defined(logits, op, "input");
   ops::check_defined(target, op, "target");

@@ -6,6 +6,7 @@
 #include <numeric>
 #include <optional>
 
+#include "amp/autocast_ops.h"
 #include "anvil/autograd/node.h"
 #include "anvil/ops/creation.h"
 #include "anvil/ops/elementwise.h"
@@ -136,6 +137,9 @@ ValuesIndices extremum_dim(const Tensor& a, int64_t dim, bool keepdim, bool is_m
 }  // namespace
 
 Tensor sum(const Tensor& a, const Dims& dims, bool keepdim) {
+  if (amp::detail::autocast_active({&a}))
+    return amp::detail::run_autocast(amp::detail::CastPolicy::Float32, {a},
+                                     [&](const auto& t) { return sum(t[0], dims, keepdim); });
   ops::check_defined(a, "sum", "input");
   Plan p = make_plan(a, dims, keepdim, "sum");
   Tensor out = reduce(a, p, {ReduceOp::Sum}, sum_dtype(a.dtype()), "sum");
@@ -238,6 +242,8 @@ Tensor sum_to(const Tensor& a, const Shape& shape) {
                   to_string(a.shape()), " to ", to_string(shape));
     }
   }
+  // Undoes broadcasting in a's dtype, also under autocast (where sum would give float32).
+  amp::detail::AutocastExclude no_autocast;
   Tensor r = dims.empty() ? a : sum(a, dims, true);
   return r.reshape(shape);
 }

@@ -1,4 +1,5 @@
 // softmax and log_softmax: dim handling, dispatch and gradients (own backward kernel).
+#include "amp/autocast_ops.h"
 #include "anvil/autograd/node.h"
 #include "anvil/ops/activation.h"
 #include "backend/softmax_kernels.h"
@@ -43,7 +44,18 @@ Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {
 
 }  // namespace
 
-Tensor softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, false); }
-Tensor log_softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, true); }
+Tensor softmax(const Tensor& x, int64_t dim) {
+  if (amp::detail::autocast_active({&x}))
+    return amp::detail::run_autocast(amp::detail::CastPolicy::Float32, {x},
+                                     [&](const auto& t) { return softmax(t[0], dim); });
+  return softmax_impl(x, dim, false);
+}
+
+Tensor log_softmax(const Tensor& x, int64_t dim) {
+  if (amp::detail::autocast_active({&x}))
+    return amp::detail::run_autocast(amp::detail::CastPolicy::Float32, {x},
+                                     [&](const auto& t) { return log_softmax(t[0], dim); });
+  return softmax_impl(x, dim, true);
+}
 
 }  // namespace anvil

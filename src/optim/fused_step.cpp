@@ -6,12 +6,40 @@
 namespace anvil::optim::fused {
 
 namespace {
+thread_local FoundInfScope* g_found_inf_scope = nullptr;
+
 // `t` as `like` needs it: on `device` in `dtype`, dense. Replaces it in the state when not.
 void conform(Tensor& t, Device device, DType dtype) {
   if (t.device() != device || t.dtype() != dtype || !t.is_contiguous())
     t = t.detach().to(device, dtype).contiguous();
 }
 }  // namespace
+
+FoundInfScope::FoundInfScope(std::function<Tensor(Device)> found_inf)
+    : found_inf_(std::move(found_inf)), outer_(g_found_inf_scope) {
+  g_found_inf_scope = this;
+}
+
+FoundInfScope::~FoundInfScope() { g_found_inf_scope = outer_; }
+
+FoundInfScope* FoundInfScope::current() { return g_found_inf_scope; }
+
+Tensor FoundInfScope::flag(Device device) {
+  for (const auto& [d, t] : flags_)
+    if (d == device) return t;
+  Tensor t = found_inf_ ? found_inf_(device) : Tensor();
+  ANVIL_CHECK(!t.defined() || (t.numel() == 1 && t.dtype() == kFloat32 && t.device() == device),
+              ValueError, "optimizer step: expected found_inf for ", device.str(),
+              " as one float32 on that device, got ", t.numel(), " ", dtype_name(t.dtype()), " on ",
+              t.device().str());
+  flags_.emplace_back(device, t);
+  return flags_.back().second;
+}
+
+bool FoundInfScope::flag_set_on_host(Device device) {
+  const Tensor t = flag(device);
+  return t.defined() && t.item<float>() != 0.0f;
+}
 
 FusedStep::FusedStep(std::string name, backend::OptimHyper hyper, std::array<const char*, 3> slots)
     : name_(std::move(name)), hyper_(hyper), slots_(slots) {}
@@ -20,6 +48,8 @@ FusedStep::Bucket& FusedStep::bucket_for(const Tensor& param) {
   for (auto& b : buckets_)
     if (b.device == param.device() && b.dtype == param.dtype()) return b;
   buckets_.push_back({param.device(), param.dtype(), {}});
+  if (FoundInfScope* scope = FoundInfScope::current())
+    buckets_.back().tensors.found_inf = scope->flag(param.device());
   return buckets_.back();
 }
 
@@ -36,6 +66,14 @@ void FusedStep::add(const Tensor& param, StateDict& state) {
       grad.device().str());
   const DType state_dtype = backend::optim_state_dtype(param.dtype());
   const TensorOptions state_opts = TensorOptions(state_dtype).device(device);
+  FoundInfScope* scope = FoundInfScope::current();
+  if (scope) {
+    scope->count_handled();
+    // A first update creates state; a skipped one must not (checked on the host, once).
+    bool creates_state = hyper_.kind != backend::OptimKind::SGD && !state.count("step");
+    for (const char* slot : slots_) creates_state |= slot && !state.count(slot);
+    if (creates_state && scope->flag_set_on_host(device)) return;
+  }
   Bucket& b = bucket_for(param);
   backend::OptimTensors& ts = b.tensors;
 

@@ -1,5 +1,6 @@
 #include "anvil/optim/optimizer.h"
 
+#include <algorithm>
 #include <bit>
 #include <set>
 
@@ -7,6 +8,7 @@
 #include "anvil/core/error.h"
 #include "anvil/ops/creation.h"
 #include "backend/optim_kernels.h"
+#include "fused_step.h"
 
 namespace anvil::optim {
 
@@ -61,6 +63,28 @@ void Optimizer::step() {
       if (p.grad().defined()) params.push_back(p);
     if (!params.empty()) update_group(g, params);
   }
+}
+
+void Optimizer::step_unless_found_inf(const std::function<Tensor(Device)>& found_inf) {
+  NoGradGuard no_grad;
+  std::vector<Device> devices;
+  size_t with_grad = 0;
+  for (const auto& g : groups_)
+    for (const auto& p : g.params) {
+      if (!p.grad().defined()) continue;
+      ++with_grad;
+      if (std::find(devices.begin(), devices.end(), p.device()) == devices.end())
+        devices.push_back(p.device());
+    }
+  fused::FoundInfScope scope(found_inf);
+  if (skips_on_device_ != 1) {
+    // PyTorch's path for optimizers without fused skipping: decide on the host.
+    for (Device d : devices)
+      if (scope.flag_set_on_host(d)) return;
+  }
+  step();
+  // Learnt once: did every parameter with a gradient go through a fused update?
+  if (with_grad > 0) skips_on_device_ = scope.handled() == with_grad ? 1 : 0;
 }
 
 void Optimizer::prepare_step() {

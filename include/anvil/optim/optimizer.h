@@ -56,6 +56,17 @@ class Optimizer {
   // return the loss) with gradient recording on, then steps. Returns the closure's loss.
   // LBFGS needs this form, since it evaluates the closure several times per step.
   virtual Tensor step(const std::function<Tensor()>& closure);
+  // step(), skipped where the gradients overflowed (what amp::GradScaler::step runs):
+  // found_inf(device) is a 0-dim float32 tensor on `device` (undefined: never skip there),
+  // and on each device where it is non-zero the update changes nothing (parameters, state,
+  // step counters), as a step PyTorch's GradScaler skips. The fused updates (every optimizer
+  // here but LBFGS, which needs step(closure)) read the flag on the device, so the call
+  // does not synchronise and a CUDA graph can hold it, with two exceptions that read the flags
+  // on the host: a parameter's first update (so that a skipped one creates no state, as in
+  // PyTorch), and the optimizer's first call, which learns whether every update goes through
+  // the fused kernels. An optimizer whose update does not (a subclass with its own
+  // update_group) reads the flags on the host on every call and steps only when all are 0.
+  void step_unless_found_inf(const std::function<Tensor(Device)>& found_inf);
   // Drops every parameter's gradient (PyTorch's zero_grad(set_to_none=True)).
   void zero_grad();
 
@@ -135,6 +146,9 @@ class Optimizer {
   };
   mutable std::vector<GroupShape> seen_groups_;
   mutable uint64_t hyper_version_ = 0;
+  // Whether every update of step() honours a found_inf flag on the device: -1 not known yet,
+  // 0 no, 1 yes (see step_unless_found_inf).
+  int skips_on_device_ = -1;
 };
 
 // Wraps a flat parameter list as a single group with no overrides.

@@ -95,6 +95,8 @@ void step_dtype(const OptimHyper& h, const OptimTensors& ts) {
 
 void optim_step_cpu(const OptimHyper& h, const OptimTensors& ts) {
   if (ts.params.empty()) return;
+  // A step GradScaler skips: nothing changes, the step counters included.
+  if (ts.found_inf.defined() && *static_cast<const float*>(ts.found_inf.data_ptr()) != 0) return;
   ANVIL_DISPATCH_FLOAT(ts.params[0].dtype(), "optimizer step",
                        [&] { step_dtype<scalar_t>(h, ts); });
 }

@@ -1,7 +1,9 @@
 // CUDA fused optimizer updates: one multi-tensor kernel per launch of up to kMaxTensors
 // parameters, after one small kernel that advances their step counters (and NAdam's
 // mu_product). The learning rate and the counters are read from device memory, so both
-// kernels replay correctly from a CUDA graph. Formulas: backend/optim_kernels.h.
+// kernels replay correctly from a CUDA graph. With a found_inf flag (GradScaler's) both return
+// at once where it is set, so a skipped step leaves everything as it was. Formulas:
+// backend/optim_kernels.h.
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/optim_tensor_lists.cuh"
 #include "backend/cuda/stream.h"
@@ -15,6 +17,11 @@ using backend::OptimTensors;
 namespace om = backend::optim_math;
 namespace tl = tensor_lists;
 
+// GradScaler's flag, or null when the step is unconditional.
+const float* found_inf_ptr(const OptimTensors& ts) {
+  return ts.found_inf.defined() ? static_cast<const float*>(ts.found_inf.data_ptr()) : nullptr;
+}
+
 // ---- counters -------------------------------------------------------------------------------
 // Separate from the update kernel: every block of a parameter reads its step, so none of
 // them may advance it.
@@ -25,14 +32,15 @@ struct CounterArgs {
   float* mu_product[kMaxCounters];  // null but for NAdam
   int n;
 };
-static_assert(tl::fits_kernel_params<OptimHyper, CounterArgs>());
+static_assert(tl::fits_kernel_params<OptimHyper, CounterArgs, const float*>());
 
-__global__ void advance_counters_kernel(OptimHyper h, CounterArgs a) {
+__global__ void advance_counters_kernel(OptimHyper h, CounterArgs a, const float* found_inf) {
+  if (found_inf && *found_inf != 0.0f) return;
   const int i = int(threadIdx.x);
   if (i < a.n) om::advance_counters(h, a.step[i], a.mu_product[i]);
 }
 
-void advance_counters(const OptimHyper& h, const OptimTensors& ts) {
+void advance_counters(const OptimHyper& h, const OptimTensors& ts, const float* found_inf) {
   CounterArgs a{};
   for (size_t i = 0; i < ts.steps.size();) {
     a.n = 0;
@@ -41,7 +49,7 @@ void advance_counters(const OptimHyper& h, const OptimTensors& ts) {
       a.mu_product[a.n] =
           ts.mu_products.empty() ? nullptr : static_cast<float*>(ts.mu_products[i].data_ptr());
     }
-    advance_counters_kernel<<<1, 256, 0, current_stream()>>>(h, a);
+    advance_counters_kernel<<<1, 256, 0, current_stream()>>>(h, a, found_inf);
     ANVIL_CUDA_CHECK(cudaGetLastError());
   }
 }
@@ -59,12 +67,15 @@ struct StepArgs {
   uint8_t fresh[kMaxTensors];
   tl::BlockTable blocks;
 };
-static_assert(tl::fits_kernel_params<OptimHyper, om::Consts<double>, const double*, StepArgs>());
+static_assert(tl::fits_kernel_params<OptimHyper, om::Consts<double>, const double*, StepArgs,
+                                     const float*>());
 
 template <OptimKind K, class T>
 __global__ void __launch_bounds__(tl::kBlockThreads)
-    step_kernel(OptimHyper h, om::Consts<compute_t<T>> k, const double* lr, StepArgs a) {
+    step_kernel(OptimHyper h, om::Consts<compute_t<T>> k, const double* lr, StepArgs a,
+                const float* found_inf) {
   using C = compute_t<T>;  // state is stored in C (float32 for 16-bit parameters)
+  if (found_inf && *found_inf != 0.0f) return;
   int s;
   int64_t begin, end;
   tl::chunk_range(a.blocks, a.numel, s, begin, end);
@@ -92,6 +103,7 @@ template <OptimKind K, class T>
 void launch_updates(const OptimHyper& h, const OptimTensors& ts) {
   const om::Consts<compute_t<T>> k = om::make_consts<compute_t<T>>(h);
   const double* lr = static_cast<const double*>(ts.lr.data_ptr());
+  const float* found_inf = found_inf_ptr(ts);
   std::vector<int64_t> numels;
   for (const Tensor& p : ts.params) numels.push_back(p.numel());
   auto set = [&ts](StepArgs& a, int s, size_t i) {
@@ -105,7 +117,7 @@ void launch_updates(const OptimHyper& h, const OptimTensors& ts) {
     a.fresh[s] = ts.fresh.empty() ? 0 : ts.fresh[i];
   };
   auto launch = [&](const StepArgs& a, int blocks) {
-    step_kernel<K, T><<<blocks, tl::kBlockThreads, 0, current_stream()>>>(h, k, lr, a);
+    step_kernel<K, T><<<blocks, tl::kBlockThreads, 0, current_stream()>>>(h, k, lr, a, found_inf);
     ANVIL_CUDA_CHECK(cudaGetLastError());
   };
   StepArgs args{};
@@ -139,7 +151,7 @@ void launch_dtype(const OptimHyper& h, const OptimTensors& ts) {
 void optim_step_cuda(const OptimHyper& h, const OptimTensors& ts) {
   if (ts.params.empty()) return;
   DeviceGuard guard(ts.params[0].device().index);
-  advance_counters(h, ts);
+  advance_counters(h, ts, found_inf_ptr(ts));
   ANVIL_DISPATCH_FLOAT(ts.params[0].dtype(), "optimizer step",
                        [&] { launch_dtype<dev_t<scalar_t>>(h, ts); });
 }
