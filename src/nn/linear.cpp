@@ -4,7 +4,6 @@
 
 #include "anvil/nn/init.h"
 #include "anvil/ops/creation.h"
-#include "anvil/ops/linalg.h"
 #include "nn/repr.h"
 
 namespace anvil::nn {
@@ -27,11 +26,14 @@ void Linear::reset_parameters() {
   }
 }
 
-Tensor Linear::forward(const Tensor& x) {
+Tensor Linear::forward(const Tensor& x) { return forward_act(x, Activation::None); }
+
+Tensor Linear::forward_act(const Tensor& x, Activation act) {
   ANVIL_CHECK(x.defined() && x.dim() >= 1 && x.size(-1) == in_features, ShapeError,
               "Linear::forward: expected input [..., ", in_features, "], got ",
               x.defined() ? "shape " + to_string(x.shape()) : "an undefined tensor");
-  return linear(x, weight, bias);
+  // The bias add rides in the product even without an activation.
+  return linear_act(x, weight, bias, act);
 }
 
 std::string Linear::extra_repr() const {

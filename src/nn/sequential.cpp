@@ -1,6 +1,11 @@
 #include "anvil/nn/sequential.h"
 
+#include <optional>
 #include <string>
+#include <typeinfo>
+
+#include "anvil/nn/activation.h"
+#include "anvil/nn/linear.h"
 
 namespace anvil::nn {
 
@@ -21,9 +26,33 @@ ModulePtr Sequential::operator[](int64_t i) const {
   return named_children()[size_t(i < 0 ? i + n : i)].second;
 }
 
+namespace {
+
+// The activation a module applies, when linear_act can fuse it into a preceding Linear. Exact
+// types only: a subclass may override forward.
+std::optional<Activation> fusable_activation(const Module& m) {
+  if (typeid(m) == typeid(ReLU)) return Activation::Relu;
+  if (typeid(m) == typeid(GELU) && static_cast<const GELU&>(m).approximate == "tanh")
+    return Activation::GeluTanh;
+  return std::nullopt;
+}
+
+}  // namespace
+
 Tensor Sequential::forward(const Tensor& x) {
   Tensor y = x;
-  for (const auto& [name, m] : named_children()) y = m->forward(y);
+  const auto& children = named_children();
+  for (size_t i = 0; i < children.size(); ++i) {
+    Module& m = *children[i].second;
+    if (typeid(m) == typeid(Linear) && i + 1 < children.size()) {
+      if (auto act = fusable_activation(*children[i + 1].second)) {
+        y = static_cast<Linear&>(m).forward_act(y, *act);
+        ++i;  // the activation module ran inside the product
+        continue;
+      }
+    }
+    y = m.forward(y);
+  }
   return y;
 }
 

@@ -1,6 +1,7 @@
 // Linear (Keras: Dense): y = x W^T + b, as torch.nn.Linear.
 #pragma once
 #include "anvil/nn/module.h"
+#include "anvil/ops/linear_act.h"
 
 namespace anvil::nn {
 
@@ -12,6 +13,9 @@ class Linear : public Module {
   Linear(int64_t in_features, int64_t out_features, bool bias = true);
   // x [..., in_features] -> [..., out_features]. Throws ShapeError on a feature mismatch.
   Tensor forward(const Tensor& x) override;
+  // act(forward(x)) as one op (linear_act: the bias and activation fused into the product on
+  // CUDA). Sequential runs a Linear followed by a ReLU or GELU("tanh") through it.
+  Tensor forward_act(const Tensor& x, Activation act);
   // Draws the initial values again.
   void reset_parameters();
   std::string extra_repr() const override;

@@ -34,7 +34,9 @@ class Sequential : public Module {
   int64_t size() const { return int64_t(named_children().size()); }
   bool empty() const { return size() == 0; }
 
-  // Feeds x through every module in order (the identity when empty).
+  // Feeds x through every module in order (the identity when empty). A Linear directly followed
+  // by a ReLU or a GELU("tanh") runs as one Linear::forward_act call, with the same values; the
+  // modules themselves (names, state dict, printing) stay as they are.
   Tensor forward(const Tensor& x) override;
 };
 

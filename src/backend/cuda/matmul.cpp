@@ -9,9 +9,11 @@
 // Integers use a plain kernel (nn_helpers.cu).
 #include <map>
 #include <mutex>
+#include <optional>
 #include <tuple>
 
 #include "backend/cuda/handles.h"
+#include "backend/cuda/lt_plan.h"
 #include "backend/cuda/nn_helpers.h"
 #include "backend/cuda/stream.h"
 #include "backend/matmul_kernels.h"
@@ -19,84 +21,16 @@
 namespace anvil::cuda {
 namespace {
 
-// RAII for the cuBLASLt descriptors.
-struct MatmulDesc {
-  cublasLtMatmulDesc_t d = nullptr;
-  MatmulDesc(cublasComputeType_t compute, cudaDataType_t scale) {
-    ANVIL_CUBLAS_CHECK(cublasLtMatmulDescCreate(&d, compute, scale));
-  }
-  ~MatmulDesc() { cublasLtMatmulDescDestroy(d); }
-  MatmulDesc(const MatmulDesc&) = delete;
-  MatmulDesc& operator=(const MatmulDesc&) = delete;
-};
-
-struct Layout {
-  cublasLtMatrixLayout_t l = nullptr;
-  Layout(cudaDataType_t type, int64_t rows, int64_t cols, int64_t ld, int64_t batch) {
-    ANVIL_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l, type, uint64_t(rows), uint64_t(cols), ld));
-    if (batch > 1) {
-      const int32_t count = int32_t(batch);
-      const int64_t stride = rows * cols;
-      ANVIL_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(
-          l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count)));
-      ANVIL_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(
-          l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(stride)));
-    }
-  }
-  ~Layout() { cublasLtMatrixLayoutDestroy(l); }
-  Layout(const Layout&) = delete;
-  Layout& operator=(const Layout&) = delete;
-};
-
-struct Preference {
-  cublasLtMatmulPreference_t p = nullptr;
-  Preference() { ANVIL_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&p)); }
-  ~Preference() { cublasLtMatmulPreferenceDestroy(p); }
-  Preference(const Preference&) = delete;
-  Preference& operator=(const Preference&) = delete;
-  void set(cublasLtMatmulPreferenceAttributes_t attr, uint32_t v) {
-    ANVIL_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(p, attr, &v, sizeof(v)));
-  }
-  void set(cublasLtMatmulPreferenceAttributes_t attr, uint64_t v) {
-    ANVIL_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(p, attr, &v, sizeof(v)));
-  }
-};
-
-// The largest power of two (at most 256) dividing every batch entry's address.
-uint32_t alignment(const void* p, int64_t batch_stride_bytes, int64_t batch) {
-  uint64_t bits = uint64_t(reinterpret_cast<uintptr_t>(p)) | 256;
-  if (batch > 1) bits |= uint64_t(batch_stride_bytes);
-  return uint32_t(bits & (~bits + 1));
-}
+using lt::Algo;
+using lt::Layout;
+using lt::MatmulDesc;
 
 using AlgoKey = std::tuple<int, int, bool, bool, int64_t, int64_t, int64_t, int64_t, bool,
                            uint32_t, uint32_t, uint32_t>;
-struct Algo {
-  cublasLtMatmulAlgo_t algo;
-  size_t workspace_bytes;
-};
 std::mutex g_algo_mutex;
 std::map<AlgoKey, Algo>& algo_cache() {
   static auto* cache = new std::map<AlgoKey, Algo>;  // outlives static teardown
   return *cache;
-}
-
-struct Types {
-  cudaDataType_t data, scale;
-  cublasComputeType_t compute;
-};
-
-Types types_of(DType dt) {
-  switch (dt) {
-    case kFloat32:
-      return {CUDA_R_32F, CUDA_R_32F,
-              allow_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F};
-    case kFloat64: return {CUDA_R_64F, CUDA_R_64F, CUBLAS_COMPUTE_64F};
-    case kFloat16: return {CUDA_R_16F, CUDA_R_32F, CUBLAS_COMPUTE_32F};
-    case kBFloat16: return {CUDA_R_16BF, CUDA_R_32F, CUBLAS_COMPUTE_32F};
-    default:
-      throw DTypeError(std::string("matmul: dtype ") + dtype_name(dt) + " is not supported");
-  }
 }
 
 void matmul_cuda(const Tensor& out, const Tensor& a, const Tensor& b, bool trans_a,
@@ -121,7 +55,7 @@ void matmul_cuda(const Tensor& out, const Tensor& a, const Tensor& b, bool trans
   }
   ANVIL_CHECK(batch <= INT32_MAX, ShapeError, "matmul: CUDA supports at most ", INT32_MAX,
               " batch entries, got ", batch);
-  const Types t = types_of(dt);
+  const lt::Types t = lt::types_of(dt, "matmul");
   const int64_t es = int64_t(out.element_size());
 
   MatmulDesc desc(t.compute, t.scale);
@@ -137,9 +71,9 @@ void matmul_cuda(const Tensor& out, const Tensor& a, const Tensor& b, bool trans
   Layout ly(t.data, trans_a ? m : k, trans_a ? k : m, trans_a ? m : k, batch);
   Layout lo(t.data, n, m, n, batch);  // out^T [n, m]
 
-  const uint32_t al_x = alignment(b.data_ptr(), n * k * es, batch);
-  const uint32_t al_y = alignment(a.data_ptr(), m * k * es, batch);
-  const uint32_t al_o = alignment(out.data_ptr(), m * n * es, batch);
+  const uint32_t al_x = lt::alignment(b.data_ptr(), n * k * es, batch);
+  const uint32_t al_y = lt::alignment(a.data_ptr(), m * k * es, batch);
+  const uint32_t al_o = lt::alignment(out.data_ptr(), m * n * es, batch);
   const AlgoKey key{device, int(dt), trans_a, trans_b, batch, m, n, k,
                     t.compute == CUBLAS_COMPUTE_32F_FAST_TF32, al_x, al_y, al_o};
   cublasLtHandle_t handle = cublaslt_handle(device);
@@ -154,19 +88,11 @@ void matmul_cuda(const Tensor& out, const Tensor& a, const Tensor& b, bool trans
     }
   }
   if (!cached) {
-    Preference pref;
-    pref.set(CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, uint64_t(kCublasLtWorkspaceBytes));
-    pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, al_x);
-    pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, al_y);
-    pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, al_o);
-    pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, al_o);
-    cublasLtMatmulHeuristicResult_t result{};
-    int found = 0;
-    ANVIL_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle, desc.d, lx.l, ly.l, lo.l, lo.l,
-                                                      pref.p, 1, &result, &found));
-    ANVIL_CHECK(found > 0, DeviceError, "matmul: cuBLASLt has no algorithm for ", dtype_name(dt),
-                " [", m, ", ", k, "] x [", k, "] x ", n, " (batch ", batch, ")");
-    algo = Algo{result.algo, result.workspaceSize};
+    std::optional<Algo> found;
+    ANVIL_CUBLAS_CHECK(lt::heuristic(handle, desc, lx, ly, lo, {al_x, al_y, al_o}, found));
+    ANVIL_CHECK(found.has_value(), DeviceError, "matmul: cuBLASLt has no algorithm for ",
+                dtype_name(dt), " [", m, ", ", k, "] x [", k, "] x ", n, " (batch ", batch, ")");
+    algo = *found;
     std::lock_guard<std::mutex> lock(g_algo_mutex);
     algo_cache().emplace(key, algo);
   }
