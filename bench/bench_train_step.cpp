@@ -4,6 +4,11 @@
 // bench/compare.py can put anvil and PyTorch side by side.
 //
 //   build/bench/bench_train_step [mlp cnn] [--device=cuda] [--steps=50] [--warm=15]
+//                                [--modes=eager,graph] [--tf32=1]
+//
+// Mode "graph" replays each step as one CUDA graph launch after warm-up (train::GraphedStep);
+// each line also gives the caching allocator's statistics (cudaMalloc calls after warm-up
+// should be 0).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -11,7 +16,9 @@
 #include <string>
 #include <vector>
 
+#include "anvil/amp/precision.h"
 #include "anvil/anvil.h"
+#include "anvil/train/graphed_step.h"
 
 using namespace anvil;
 using Clock = std::chrono::steady_clock;
@@ -48,16 +55,20 @@ Workload cnn(Device d) {
           optim::make_optimizer("adam", m->parameters(), 1e-3), 128};
 }
 
-Tensor step(Workload& w) {
+// One training step as torch_reference.py times it; the loss goes to `loss_out`, a tensor
+// that outlives the step, so that the step can be replayed as a CUDA graph.
+void step(Workload& w, const Tensor& x, const Tensor& y, const Tensor& loss_out) {
   w.opt->zero_grad();
-  Tensor loss = cross_entropy((*w.model)(w.x), w.y);
+  Tensor loss = cross_entropy((*w.model)(x), y);
   loss.backward();
   w.opt->step();
-  return loss;
+  w.opt->zero_grad();
+  NoGradGuard no_grad;
+  loss_out.copy_(loss.detach());
 }
 
 // Waits for the step by reading its loss (a 4-byte copy), as a training loop would.
-void sync(const Tensor& loss) { loss.item<double>(); }
+double sync(const Tensor& loss) { return loss.item<double>(); }
 
 }  // namespace
 
@@ -65,46 +76,79 @@ int main(int argc, char** argv) {
   std::vector<std::string> names;
   std::string device = cuda_is_available() ? "cuda" : "cpu";
   int steps = 50, warm = 15;
+  std::vector<std::string> modes = {"eager", "graph"};
+  bool tf32 = true;  // torch_reference.py turns TF32 on for matmuls and convolutions
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a.rfind("--device=", 0) == 0) device = a.substr(9);
     else if (a.rfind("--steps=", 0) == 0) steps = std::stoi(a.substr(8));
     else if (a.rfind("--warm=", 0) == 0) warm = std::stoi(a.substr(7));
+    else if (a.rfind("--tf32=", 0) == 0) tf32 = a.substr(7) != "0";
+    else if (a.rfind("--modes=", 0) == 0) {
+      modes.clear();
+      std::string list = a.substr(8);
+      for (size_t pos = 0; pos <= list.size();) {
+        size_t comma = std::min(list.find(',', pos), list.size());
+        modes.push_back(list.substr(pos, comma - pos));
+        pos = comma + 1;
+      }
+    }
     else names.push_back(a);
   }
   if (names.empty()) names = {"mlp", "cnn"};
   Device d(device);
+  set_allow_tf32(tf32);
   for (const auto& name : names) {
     if (name != "mlp" && name != "cnn") {
       std::printf("{\"workload\": \"%s\", \"mode\": \"anvil-eager\", \"error\": \"not supported yet\"}\n",
                   name.c_str());
       continue;
     }
-    manual_seed(0);
-    Workload w = name == "mlp" ? mlp(d) : cnn(d);
-    auto t0 = Clock::now();
-    Tensor last;
-    for (int i = 0; i < warm; ++i) last = step(w);
-    sync(last);
-    double warm_s = std::chrono::duration<double>(Clock::now() - t0).count();
-    std::vector<double> ms;
-    for (int i = 0; i < steps; ++i) {
-      auto a = Clock::now();
-      sync(step(w));
-      ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - a).count());
+    for (const std::string& mode : modes) {
+      manual_seed(0);
+      Workload w = name == "mlp" ? mlp(d) : cnn(d);
+      Tensor loss = zeros({}, TensorOptions(kFloat32).device(d));
+      train::GraphedStep graphed(
+          d, [&](const Tensor& x, const Tensor& y) { step(w, x, y, loss); },
+          [&] { return w.opt->hyper_version(); }, mode == "graph");
+      auto run = [&] {
+        if (mode == "graph") w.opt->prepare_step();
+        graphed(w.x, w.y);
+      };
+      auto t0 = Clock::now();
+      for (int i = 0; i < warm; ++i) run();
+      sync(loss);
+      double warm_s = std::chrono::duration<double>(Clock::now() - t0).count();
+      const MemoryStats after_warmup = d.is_cuda() ? cuda_memory_stats(d.index) : MemoryStats{};
+      std::vector<double> ms;
+      for (int i = 0; i < steps; ++i) {
+        auto a = Clock::now();
+        run();
+        sync(loss);
+        ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - a).count());
+      }
+      std::sort(ms.begin(), ms.end());
+      auto b = Clock::now();
+      for (int i = 0; i < steps; ++i) run();
+      const double final_loss = sync(loss);
+      double pipelined = std::chrono::duration<double, std::milli>(Clock::now() - b).count() / steps;
+      const MemoryStats end = d.is_cuda() ? cuda_memory_stats(d.index) : MemoryStats{};
+      std::printf(
+          "{\"workload\": \"%s\", \"mode\": \"anvil-%s\", \"device\": \"%s\", "
+          "\"median_step_ms\": %.4f, \"pipelined_step_ms\": %.4f, \"units_per_s\": %.0f, "
+          "\"params\": %lld, \"warm_s\": %.1f, \"final_loss\": %.4f, \"graph_replays\": %lld, "
+          "\"peak_mem_mb\": %.0f, \"reserved_mb\": %.0f, \"cuda_mallocs\": %lld, "
+          "\"cuda_mallocs_after_warmup\": %lld, \"tf32\": %d}\n",
+          name.c_str(), mode.c_str(), d.str().c_str(), ms[ms.size() / 2], pipelined,
+          double(w.units) / (pipelined / 1e3), (long long)w.model->num_parameters(), warm_s,
+          final_loss, (long long)graphed.replays(), double(end.peak_allocated_bytes) / (1 << 20),
+          double(end.reserved_bytes) / (1 << 20), (long long)end.num_device_mallocs,
+          (long long)(end.num_device_mallocs - after_warmup.num_device_mallocs), int(tf32));
+      if (mode == "graph" && !graphed.enabled())
+        std::fprintf(stderr, "%s: CUDA graphs were switched off: %s\n", name.c_str(),
+                     graphed.disabled_reason().c_str());
+      std::fflush(stdout);
     }
-    std::sort(ms.begin(), ms.end());
-    auto b = Clock::now();
-    for (int i = 0; i < steps; ++i) last = step(w);
-    sync(last);
-    double pipelined = std::chrono::duration<double, std::milli>(Clock::now() - b).count() / steps;
-    std::printf("{\"workload\": \"%s\", \"mode\": \"anvil-eager\", \"device\": \"%s\", "
-                "\"median_step_ms\": %.4f, \"pipelined_step_ms\": %.4f, \"units_per_s\": %.0f, "
-                "\"params\": %lld, \"warm_s\": %.1f, \"final_loss\": %.4f}\n",
-                name.c_str(), d.str().c_str(), ms[ms.size() / 2], pipelined,
-                double(w.units) / (pipelined / 1e3), (long long)w.model->num_parameters(), warm_s,
-                last.item<double>());
-    std::fflush(stdout);
   }
   return 0;
 }

@@ -114,7 +114,9 @@ void copy_cuda(const Tensor& dst, const Tensor& src) {
     return;
   }
   // device -> host: densify and convert on the device, then one memcpy, then wait for it (and
-  // for everything before it) and raise what the kernels recorded
+  // for everything before it) and raise what the kernels recorded. Refused inside a graph
+  // capture before anything is enqueued (a failed memcpy would not end the capture).
+  refuse_in_capture("a copy to host memory (item(), .to(kCPU))");
   Tensor dense = src;
   if (!same || !src.is_contiguous()) {
     dense = Tensor::empty(src.shape(), TensorOptions(dst.dtype()).device(src.device()));
