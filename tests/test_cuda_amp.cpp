@@ -126,12 +126,19 @@ TEST_F(CudaAmp, GradientsReachFloat32MasterWeights) {
     SCOPED_TRACE(dtype_name(dt));
     const double rtol = dt == kBFloat16 ? 3e-2 : 5e-3, atol = dt == kBFloat16 ? 3e-3 : 5e-4;
     Mlp ref = make_mlp(12, 24, 6, 30, kCUDA), got = make_mlp(12, 24, 6, 30, kCUDA);
-    cross_entropy(mlp_logits(ref, x), t).backward();
-    Tensor loss;
+    Tensor loss, mask;
     {
       amp::autocast ac(kGpu, dt);
       loss = cross_entropy(mlp_logits(got, x), t);
+      NoGradGuard no_grad;
+      mask = gt(linear(x, got.w1, got.b1), 0.0).to(kFloat32);
     }
+    // The float32 reference takes the relu branches the autocast forward took: a
+    // pre-activation within 16-bit rounding of 0 may round to 0 or change sign (here sample 5,
+    // unit 4: 0.000876 in float32, exactly 0 in bfloat16, on the CPU too), and relu' then
+    // drops that sample's whole term from the unit's gradients, which no tolerance on
+    // rounding covers. Where both take the same branch (all but such units) h * mask is relu(h).
+    cross_entropy(linear(mul(linear(x, ref.w1, ref.b1), mask), ref.w2, ref.b2), t).backward();
     EXPECT_EQ(loss.dtype(), kFloat32);
     loss.backward();
     const auto want = ref.params(), have = got.params();
@@ -226,13 +233,17 @@ TEST_F(CudaAmp, ASkippedStepLeavesParametersStateAndCountersBitwiseAlone) {
       };
       run(1);
       run(1);  // state exists; the optimizer skips on the device from here
+      // Not always 512: with SGD (lr 0.1, momentum 0.9) b's update overshoots about 7-fold,
+      // so the second step's scaled float16 gradient of b (up to ~1.6e5) overflows and that
+      // step is skipped (the CPU scaler does the same).
+      const double scale = scaler.get_scale();
       const auto before = snapshot(*opt, {w, b});
       run(kInf);
       EXPECT_TRUE(before == snapshot(*opt, {w, b}));
-      EXPECT_EQ(scaler.get_scale(), 256);
+      EXPECT_EQ(scaler.get_scale(), scale / 2);
       run(kNaN);
       EXPECT_TRUE(before == snapshot(*opt, {w, b}));
-      EXPECT_EQ(scaler.get_scale(), 128);
+      EXPECT_EQ(scaler.get_scale(), scale / 4);
       run(1);
       EXPECT_FALSE(before == snapshot(*opt, {w, b}));
     }
