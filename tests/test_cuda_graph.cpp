@@ -176,17 +176,22 @@ TEST_F(CudaGraph, GraphedStepTrainsExactlyLikeEagerSteps) {
     EXPECT_TRUE(equal(eager[i], graphed[i])) << "tensor " << i;
 }
 
-TEST_F(CudaGraph, TrainerWithGraphsMatchesEagerTrainer) {
+// Also under mixed precision: bfloat16 autocast, and float16 with its loss scaler (whose
+// skip-on-overflow and scale update happen on the device, inside the graph).
+class CudaGraphTrainer : public CudaGraph,
+                         public ::testing::WithParamInterface<std::optional<DType>> {};
+
+TEST_P(CudaGraphTrainer, WithGraphsMatchesEagerTrainer) {
   Tensor x = test::uniform({100, 20}, 8, -1, 1, kFloat32);
   Tensor y = randint(0, 5, {100}, TensorOptions(kInt64));
   auto fit = [&](bool graphs, int64_t* replays) {
     manual_seed(9);
     auto net = small_net(kCUDA);
     auto ds = std::make_shared<data::TensorDataset>(x, y);
-    data::DataLoader loader(ds, {.batch_size = 32, .shuffle = true, .seed = 1});
+    data::DataLoader loader(ds, {.batch_size = 32, .shuffle = true, .seed = 1, .pin_memory = true});
     train::Trainer t(net, optim::make_optimizer("sgd", net->parameters(), 0.1),
                      nn::make_loss("cross_entropy"),
-                     {.device = kCUDA, .cuda_graphs = graphs});
+                     {.device = kCUDA, .cuda_graphs = graphs, .mixed_precision = GetParam()});
     train::History h = t.fit(loader, 4);
     *replays = t.graphed_step() ? t.graphed_step()->replays() : 0;
     std::vector<Tensor> out;
@@ -202,5 +207,9 @@ TEST_F(CudaGraph, TrainerWithGraphsMatchesEagerTrainer) {
   for (size_t i = 0; i < eager.size(); ++i)
     EXPECT_TRUE(equal(eager[i], graphed[i])) << "tensor " << i;
 }
+
+INSTANTIATE_TEST_SUITE_P(Precisions, CudaGraphTrainer,
+                         ::testing::Values(std::nullopt, std::optional<DType>(kBFloat16),
+                                           std::optional<DType>(kFloat16)));
 
 }  // namespace

@@ -1,11 +1,13 @@
 // Trainer: fit/evaluate/predict, gradient accumulation, callbacks, history, progress output.
 #include <unistd.h>
 
+#include <cstdio>
 #include <sstream>
 
 #include "anvil/core/file.h"
 #include "anvil/data/dataloader.h"
 #include "anvil/data/tensor_dataset.h"
+#include "anvil/io/checkpoint.h"
 #include "anvil/nn/model_builder.h"
 #include "anvil/optim/optim.h"
 #include "anvil/train/trainer.h"
@@ -132,4 +134,49 @@ TEST(Trainer, BadDataAndMismatchedModelsGiveClearErrors) {
       [&] { train::Trainer(model, optim::make_optimizer("sgd", model->parameters(), 0.1),
                            nn::make_loss("mse"), {.metrics = {"acuracy"}}); },
       {"unknown metric", "acuracy", "accuracy"}));
+}
+
+// bfloat16 autocast on the CPU (as torch.autocast("cpu")): the model trains about as well as
+// in float32 while its master weights stay float32.
+TEST(Trainer, MixedPrecisionBfloat16TrainsLikeFloat32) {
+  auto fit = [](std::optional<DType> precision) {
+    auto model = mlp();
+    train::Trainer t(model, optim::make_optimizer("adam", model->parameters(), 0.05),
+                     nn::make_loss("cross_entropy"), {.mixed_precision = precision});
+    data::DataLoader train_loader(blobs(512, 1), {.batch_size = 32, .shuffle = true, .seed = 1});
+    data::DataLoader test_loader(blobs(256, 2), {.batch_size = 64});
+    t.fit(train_loader, 5, &test_loader);
+    for (const Tensor& p : model->parameters()) EXPECT_EQ(p.dtype(), kFloat32);
+    EXPECT_EQ(t.grad_scaler(), nullptr);  // bfloat16 needs no loss scaling
+    return *t.history().last("val_accuracy");
+  };
+  const double f32 = fit(std::nullopt), bf16 = fit(kBFloat16);
+  EXPECT_GT(bf16, 0.95);
+  EXPECT_NEAR(bf16, f32, 0.02);
+}
+
+// float16 brings a loss scaler, whose state goes into the checkpoint and comes back.
+TEST(Trainer, Float16MixedPrecisionCheckpointsTheLossScaler) {
+  auto model = mlp();
+  train::Trainer t(model, optim::make_optimizer("sgd", model->parameters(), 0.05),
+                   nn::make_loss("cross_entropy"), {.mixed_precision = kFloat16});
+  ASSERT_NE(t.grad_scaler(), nullptr);
+  data::DataLoader loader(blobs(128, 1), {.batch_size = 32});
+  t.fit(loader, 1);
+  t.grad_scaler()->update(1024.0);  // a scale no fresh scaler has
+  const std::string path = "/tmp/anvil_test_trainer_amp_" + std::to_string(getpid());
+  t.save_checkpoint(path);
+  EXPECT_EQ(io::load_checkpoint(path).scaler.at("scale").item<double>(), 1024.0);
+  auto other = mlp();
+  train::Trainer u(other, optim::make_optimizer("sgd", other->parameters(), 0.05),
+                   nn::make_loss("cross_entropy"), {.mixed_precision = kFloat16});
+  u.load_checkpoint(path);
+  EXPECT_EQ(u.grad_scaler()->get_scale(), 1024.0);
+  std::remove(path.c_str());
+  EXPECT_TRUE(test::throws_with<DTypeError>(
+      [&] {
+        train::Trainer bad(other, optim::make_optimizer("sgd", other->parameters(), 0.05),
+                           nn::make_loss("cross_entropy"), {.mixed_precision = kFloat64});
+      },
+      {"mixed_precision", "float64"}));
 }

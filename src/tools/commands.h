@@ -14,6 +14,7 @@ struct TrainArgs {
   DataSpec data;
   std::string model = "mlp", optimizer = "adam", scheduler = "none", loss, output = "runs/latest";
   std::string device = "cpu";
+  std::string precision = "fp32";  // fp32, bf16 or fp16 (mixed precision on the device)
   int64_t epochs = 10, batch_size = 128, grad_accum = 1, warmup_epochs = 0;
   int64_t schedule_epochs = 0;  // the epochs the LR schedule spans (those of the first run)
   int64_t checkpoint_every_steps = 0;  // also checkpoint every N steps, mid-epoch (0: off)

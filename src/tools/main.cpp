@@ -60,6 +60,10 @@ int main(int argc, char** argv) {
                     "also save the checkpoint every N steps, so --resume continues mid-epoch")
       ->check(CLI::NonNegativeNumber);
   train->add_option("--device", ta.device, "cpu or cuda[:N]")->capture_default_str();
+  train->add_option("--precision", ta.precision,
+                    "fp32, or mixed precision: bf16, fp16 (with loss scaling)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
   train->add_option("--seed", ta.seed)->capture_default_str();
   train->add_option("--output", ta.output, "run directory")->capture_default_str();
   train->add_flag("--quiet", ta.quiet, "no summary or progress");

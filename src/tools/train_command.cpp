@@ -51,6 +51,7 @@ TrainArgs args_of_run(const std::string& dir, const TrainArgs& cmdline, bool epo
     a.clip_grad_norm = r.value("clip_grad_norm", 0.0);
     a.warmup_epochs = r.value("warmup_epochs", int64_t(0));
     a.checkpoint_every_steps = r.value("checkpoint_every_steps", int64_t(0));
+    a.precision = r.value("precision", std::string("fp32"));
     a.metrics = r.value("metrics", std::vector<std::string>{});
     a.schedule_epochs = r.value("schedule_epochs", r.at("epochs").get<int64_t>());
     if (!epochs_given) a.epochs = r.at("epochs").get<int64_t>();
@@ -108,6 +109,9 @@ int train_command(TrainArgs a, const std::string& resume, bool epochs_given) {
   to.device = device;
   to.grad_accumulation = a.grad_accum;
   to.clip_grad_norm = a.clip_grad_norm;
+  ANVIL_CHECK(a.precision == "fp32" || a.precision == "bf16" || a.precision == "fp16", ValueError,
+              "anvil train: --precision must be fp32, bf16 or fp16, got '", a.precision, "'");
+  if (a.precision != "fp32") to.mixed_precision = a.precision == "bf16" ? kBFloat16 : kFloat16;
   to.metrics = !a.metrics.empty()           ? a.metrics
                : d.task == "classification" ? std::vector<std::string>{"accuracy"}
                                             : std::vector<std::string>{"rmse", "mae", "r2"};
@@ -150,6 +154,7 @@ int train_command(TrainArgs a, const std::string& resume, bool epochs_given) {
               {"clip_grad_norm", a.clip_grad_norm},
               {"warmup_epochs", a.warmup_epochs},
               {"checkpoint_every_steps", a.checkpoint_every_steps},
+              {"precision", a.precision},
               {"metrics", a.metrics}};
   write_file_atomic(a.output + "/run.json", run.dump(2) + "\n");
   if (!a.quiet) trainer.add_callback(std::make_shared<train::ProgressBar>());

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "anvil/amp/autocast.h"
 #include "anvil/autograd/grad_mode.h"
 #include "anvil/io/checkpoint.h"
 #include "anvil/ops/activation.h"
@@ -96,6 +97,13 @@ Trainer::Trainer(nn::ModulePtr model, std::shared_ptr<optim::Optimizer> optimize
     ANVIL_CHECK(known, ValueError, "Trainer: unknown metric '", m, "' (expected one of ",
                 kMetricNames, ")");
   }
+  if (options_.mixed_precision) {
+    const DType d = *options_.mixed_precision;
+    ANVIL_CHECK(d == kBFloat16 || d == kFloat16, DTypeError,
+                "Trainer: mixed_precision must be bfloat16 or float16, got ", dtype_name(d));
+    if (d == kFloat16)
+      scaler_ = std::make_unique<amp::GradScaler>(options_.device.kind);
+  }
   model_->to(options_.device);
 }
 
@@ -150,7 +158,7 @@ const History& Trainer::fit(data::DataLoader& train, int64_t epochs, data::DataL
         (*graphed_)(b.input, b.target);
       } else {
         Tensor loss = forward_loss(b.input.to(options_.device), b.target.to(options_.device));
-        (accum > 1 ? div(loss, double(accum)) : loss).backward();
+        backward(accum > 1 ? div(loss, double(accum)) : loss);
         if (batch_index % accum != 0 && batch_index != batches) continue;
         optimizer_step();
       }
@@ -200,6 +208,8 @@ const History& Trainer::fit(data::DataLoader& train, int64_t epochs, data::DataL
 }
 
 Tensor Trainer::forward_loss(const Tensor& x, const Tensor& y) {
+  std::optional<amp::autocast> cast;
+  if (options_.mixed_precision) cast.emplace(options_.device.kind, *options_.mixed_precision);
   Tensor out;
   try {
     out = (*model_)(x);
@@ -216,10 +226,21 @@ Tensor Trainer::forward_loss(const Tensor& x, const Tensor& y) {
   return loss;
 }
 
+void Trainer::backward(const Tensor& loss) {
+  (scaler_ ? scaler_->scale(loss) : loss).backward();
+}
+
 void Trainer::optimizer_step() {
-  if (options_.clip_grad_norm > 0)
+  if (options_.clip_grad_norm > 0) {
+    if (scaler_) scaler_->unscale_(*optimizer_);  // clip the true gradients
     optim::clip_grad_norm_(model_->parameters(), options_.clip_grad_norm);
-  optimizer_->step();
+  }
+  if (scaler_) {
+    scaler_->step(*optimizer_);  // skipped on the device when a gradient is inf/NaN
+    scaler_->update();
+  } else {
+    optimizer_->step();
+  }
   optimizer_->zero_grad();
 }
 
@@ -241,7 +262,7 @@ void Trainer::start_step_graphs() {
   if (graphed_) return;
   auto step = [this](const Tensor& x, const Tensor& y) {
     optimizer_->zero_grad();  // the step may rerun after a failed capture
-    forward_loss(x, y).backward();
+    backward(forward_loss(x, y));
     optimizer_step();
   };
   // Whatever a captured step writes to: parameters, optimizer state, hyper-parameters.
@@ -282,6 +303,7 @@ void Trainer::save_checkpoint(const std::string& path) const {
   ck.model = model_->state_dict();
   ck.optimizer = optimizer_->state_dict();
   if (scheduler_) ck.scheduler = scheduler_->state_dict();
+  if (scaler_) ck.scaler = scaler_->state_dict();
   ck.architecture = architecture_;
   ck.epoch = epoch_;
   ck.global_step = global_step_;
@@ -326,6 +348,7 @@ void Trainer::load_checkpoint(const std::string& path) {
   model_->load_state_dict(ck.model);
   optimizer_->load_state_dict(ck.optimizer);
   if (scheduler_) scheduler_->load_state_dict(ck.scheduler);
+  if (scaler_ && !ck.scaler.empty()) scaler_->load_state_dict(ck.scaler);
   io::restore_rng_states(ck.rng);
   epoch_ = ck.epoch;
   global_step_ = ck.global_step;

@@ -8,9 +8,11 @@
 //   double acc = trainer.evaluate(test_loader).at("accuracy");
 #pragma once
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "anvil/amp/grad_scaler.h"
 #include "anvil/data/dataloader.h"
 #include "anvil/nn/losses.h"
 #include "anvil/nn/module.h"
@@ -36,6 +38,10 @@ struct TrainerOptions {
   // CUDA graph launch (see GraphedStep). Needs grad_accumulation == 1 and an optimizer other
   // than L-BFGS; otherwise, or when false (for debugging), steps run eagerly.
   bool cuda_graphs = true;
+  // Mixed precision: kBFloat16 or kFloat16 runs the forward pass and loss under amp::autocast
+  // with that dtype (float32 master weights); float16 also scales the loss with an
+  // amp::GradScaler, whose state goes into checkpoints. Unset: plain float32.
+  std::optional<DType> mixed_precision = std::nullopt;
 };
 
 class GraphedStep;
@@ -102,6 +108,8 @@ class Trainer {
   const TrainerOptions& options() const { return options_; }
   // The graphed training step (null when steps run eagerly), for its statistics.
   const GraphedStep* graphed_step() const { return graphed_.get(); }
+  // The loss scaler of float16 mixed precision (null otherwise).
+  amp::GradScaler* grad_scaler() { return scaler_.get(); }
   int64_t epochs_planned() const { return epochs_planned_; }
   int64_t epoch() const { return epoch_; }
   // Total optimizer steps taken (across fit calls).
@@ -111,7 +119,9 @@ class Trainer {
   void run_callbacks(const std::function<void(Callback&)>& fn);
   // The loss of one batch (and its share of the epoch's running loss and accuracy sums).
   Tensor forward_loss(const Tensor& x, const Tensor& y);
-  // Clip, update, clear the gradients.
+  // Backward of a loss (scaled when a GradScaler is in use).
+  void backward(const Tensor& loss);
+  // Clip, update (through the scaler, if any), clear the gradients.
   void optimizer_step();
   // Sets up the running sums and, where the step can be captured, the graphed step.
   void start_step_graphs();
@@ -142,6 +152,7 @@ class Trainer {
   StateDict resume_sums_;
   bool resume_classification_ = false;
   std::shared_ptr<GraphedStep> graphed_;
+  std::unique_ptr<amp::GradScaler> scaler_;  // float16 mixed precision only
 };
 
 // The value of a named metric (see TrainerOptions::metrics) for model outputs and targets.
