@@ -16,6 +16,7 @@ namespace {
 
 std::atomic<uint64_t> g_next_graph_id{1};
 thread_local std::string t_capture_failure;  // see capture.h
+thread_local bool t_capturing = false;        // a CUDAGraph of this thread is capturing
 
 class Graph final : public detail::CUDAGraphImpl {
  public:
@@ -51,12 +52,14 @@ class Graph final : public detail::CUDAGraphImpl {
       check(err, "cudaStreamBeginCapture");
     }
     capturing_ = true;
+    t_capturing = true;
   }
 
   void capture_end() override {
     ANVIL_CHECK(capturing_, DeviceError, "CUDAGraph::capture_end: no capture is open");
     DeviceGuard guard(device_);
     capturing_ = false;
+    t_capturing = false;
     const cudaError_t err = cudaStreamEndCapture(current_stream(), &graph_);
     caching_allocator_end_capture(device_);
     rng_blocks_ = generator().end_capture();
@@ -98,6 +101,7 @@ class Graph final : public detail::CUDAGraphImpl {
     DeviceGuard guard(device_);
     if (capturing_) {  // abandoned mid-capture (the captured code threw)
       capturing_ = false;
+      t_capturing = false;
       cudaGraph_t g = nullptr;
       cudaStreamEndCapture(current_stream(), &g);
       if (g) cudaGraphDestroy(g);
@@ -143,8 +147,13 @@ const bool g_registered = [] {
 }  // namespace
 
 bool stream_is_capturing() {
+  if (t_capturing) return true;
+  // A capture begun directly with cudaStreamBeginCapture, not through CUDAGraph.
   cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
-  ANVIL_CUDA_CHECK(cudaStreamIsCapturing(current_stream(), &status));
+  if (cudaStreamIsCapturing(current_stream(), &status) != cudaSuccess) {
+    cudaGetLastError();  // let the call that follows report what is wrong
+    return false;
+  }
   return status != cudaStreamCaptureStatusNone;
 }
 
