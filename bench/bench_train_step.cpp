@@ -8,15 +8,17 @@
 //
 // Mode "graph" replays each step as one CUDA graph launch after warm-up (train::GraphedStep);
 // each line also gives the caching allocator's statistics (cudaMalloc calls after warm-up
-// should be 0).
+// should be 0). With ANVIL_BENCH_DUMP_GRAPHS=DIR, DIR/<workload>.dot shows the graph's kernels.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
 
-#include "anvil/amp/precision.h"
+#include "anvil/amp/amp.h"
+#include "anvil/nn/models/resnet.h"
 #include "anvil/anvil.h"
 #include "anvil/train/graphed_step.h"
 
@@ -29,7 +31,8 @@ struct Workload {
   nn::ModulePtr model;
   Tensor x, y;
   std::shared_ptr<optim::Optimizer> opt;
-  int64_t units;  // samples per step
+  int64_t units;                   // samples per step
+  std::optional<DType> autocast = std::nullopt;  // mixed precision, as the reference's torch.autocast
 };
 
 Workload mlp(Device d) {
@@ -55,11 +58,27 @@ Workload cnn(Device d) {
           optim::make_optimizer("adam", m->parameters(), 1e-3), 128};
 }
 
+// torch_reference.py's ResNet18 (CIFAR-style, 3x32x32, batch 256) in bfloat16 autocast with
+// SGD(momentum 0.9). The reference also uses channels_last; anvil runs NCHW.
+Workload resnet18(Device d) {
+  auto m = std::make_shared<nn::ResNet18>(10);
+  m->to(d);
+  auto opt =
+      std::make_shared<optim::SGD>(m->parameters(), optim::SGDOptions{.lr = 0.1, .momentum = 0.9});
+  return {m, randn({256, 3, 32, 32}, d), randint(0, 10, {256}, TensorOptions(kInt64).device(d)),
+          opt, 256, kBFloat16};
+}
+
 // One training step as torch_reference.py times it; the loss goes to `loss_out`, a tensor
 // that outlives the step, so that the step can be replayed as a CUDA graph.
 void step(Workload& w, const Tensor& x, const Tensor& y, const Tensor& loss_out) {
   w.opt->zero_grad();
-  Tensor loss = cross_entropy((*w.model)(x), y);
+  Tensor loss;
+  {
+    std::optional<amp::autocast> cast;
+    if (w.autocast) cast.emplace(x.device().kind, *w.autocast);
+    loss = cross_entropy((*w.model)(x), y);
+  }
   loss.backward();
   w.opt->step();
   w.opt->zero_grad();
@@ -99,14 +118,14 @@ int main(int argc, char** argv) {
   Device d(device);
   set_allow_tf32(tf32);
   for (const auto& name : names) {
-    if (name != "mlp" && name != "cnn") {
+    if (name != "mlp" && name != "cnn" && name != "resnet18") {
       std::printf("{\"workload\": \"%s\", \"mode\": \"anvil-eager\", \"error\": \"not supported yet\"}\n",
                   name.c_str());
       continue;
     }
     for (const std::string& mode : modes) {
       manual_seed(0);
-      Workload w = name == "mlp" ? mlp(d) : cnn(d);
+      Workload w = name == "mlp" ? mlp(d) : name == "cnn" ? cnn(d) : resnet18(d);
       Tensor loss = zeros({}, TensorOptions(kFloat32).device(d));
       train::GraphedStep graphed(
           d, [&](const Tensor& x, const Tensor& y) { step(w, x, y, loss); },
@@ -138,12 +157,15 @@ int main(int argc, char** argv) {
           "\"median_step_ms\": %.4f, \"pipelined_step_ms\": %.4f, \"units_per_s\": %.0f, "
           "\"params\": %lld, \"warm_s\": %.1f, \"final_loss\": %.4f, \"graph_replays\": %lld, "
           "\"peak_mem_mb\": %.0f, \"reserved_mb\": %.0f, \"cuda_mallocs\": %lld, "
-          "\"cuda_mallocs_after_warmup\": %lld, \"tf32\": %d}\n",
+          "\"cuda_mallocs_after_warmup\": %lld, \"tf32\": %d, \"graph_nodes\": %zu}\n",
           name.c_str(), mode.c_str(), d.str().c_str(), ms[ms.size() / 2], pipelined,
           double(w.units) / (pipelined / 1e3), (long long)w.model->num_parameters(), warm_s,
           final_loss, (long long)graphed.replays(), double(end.peak_allocated_bytes) / (1 << 20),
           double(end.reserved_bytes) / (1 << 20), (long long)end.num_device_mallocs,
-          (long long)(end.num_device_mallocs - after_warmup.num_device_mallocs), int(tf32));
+          (long long)(end.num_device_mallocs - after_warmup.num_device_mallocs), int(tf32),
+          graphed.graph_nodes());
+      if (const char* dir = std::getenv("ANVIL_BENCH_DUMP_GRAPHS"))  // the kernels of one step
+        graphed.debug_dump(std::string(dir) + "/" + name + ".dot");
       if (mode == "graph" && !graphed.enabled())
         std::fprintf(stderr, "%s: CUDA graphs were switched off: %s\n", name.c_str(),
                      graphed.disabled_reason().c_str());

@@ -26,5 +26,7 @@ void CUDAGraph::replay() { impl_->replay(); }
 void CUDAGraph::reset() { impl_->reset(); }
 bool CUDAGraph::captured() const { return impl_->captured(); }
 bool CUDAGraph::capturing() const { return impl_->capturing(); }
+size_t CUDAGraph::num_nodes() const { return impl_->num_nodes(); }
+void CUDAGraph::debug_dump(const std::string& path) const { impl_->debug_dump(path); }
 
 }  // namespace anvil

@@ -27,6 +27,13 @@ GraphedStep::GraphedStep(Device device, StepFn step, SignatureFn signature, bool
 
 GraphedStep::~GraphedStep() = default;
 
+bool GraphedStep::debug_dump(const std::string& path) const {
+  if (entries_.empty() || !entries_.back()->graph || !entries_.back()->graph->captured())
+    return false;
+  entries_.back()->graph->debug_dump(path);
+  return true;
+}
+
 void GraphedStep::reset() { entries_.clear(); }
 
 GraphedStep::Entry& GraphedStep::entry_for(const Tensor& x, const Tensor& y) {
@@ -62,6 +69,7 @@ void GraphedStep::capture(Entry& e) {
   }
   e.graph->capture_end();
   ++captures_;
+  graph_nodes_ = e.graph->num_nodes();
 }
 
 void GraphedStep::operator()(const Tensor& x, const Tensor& y) {

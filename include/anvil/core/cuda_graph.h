@@ -15,8 +15,10 @@
 // CPU, errors checked on the host): capture_end() then throws DeviceError and the graph stays
 // empty. Work runs on the calling thread's stream; capture and replay from the same thread.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "anvil/core/device.h"
 
@@ -33,6 +35,8 @@ class CUDAGraphImpl {
   virtual void reset() = 0;
   virtual bool captured() const = 0;
   virtual bool capturing() const = 0;
+  virtual size_t num_nodes() const = 0;
+  virtual void debug_dump(const std::string& path) const = 0;
 };
 extern std::unique_ptr<CUDAGraphImpl> (*make_cuda_graph_hook)(int device);
 }  // namespace detail
@@ -55,6 +59,11 @@ class CUDAGraph {
   void reset();
   bool captured() const;
   bool capturing() const;
+  // Operations (kernels, copies, memsets) in the captured graph: what one replay launches.
+  size_t num_nodes() const;
+  // Writes the captured graph as Graphviz DOT (kernel names, launch sizes) to `path`
+  // (torch.cuda.CUDAGraph.debug_dump). Throws DeviceError when nothing is captured.
+  void debug_dump(const std::string& path) const;
 
  private:
   std::unique_ptr<detail::CUDAGraphImpl> impl_;

@@ -53,6 +53,10 @@ class GraphedStep {
   // Steps run by replaying a graph, and captures made, so far.
   int64_t replays() const { return replays_; }
   int64_t captures() const { return captures_; }
+  // Operations one replay of the most recently captured graph launches (0: none captured).
+  size_t graph_nodes() const { return graph_nodes_; }
+  // debug_dump (CUDAGraph) of the most recently used graph; false when there is none.
+  bool debug_dump(const std::string& path) const;
 
  private:
   struct Entry;
@@ -69,6 +73,7 @@ class GraphedStep {
   uint64_t signature_value_ = 0;
   std::string disabled_reason_;
   int64_t replays_ = 0, captures_ = 0;
+  size_t graph_nodes_ = 0;
 };
 
 }  // namespace anvil::train

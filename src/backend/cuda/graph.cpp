@@ -124,6 +124,17 @@ class Graph final : public detail::CUDAGraphImpl {
 
   bool captured() const override { return exec_ != nullptr; }
   bool capturing() const override { return capturing_; }
+  void debug_dump(const std::string& path) const override {
+    ANVIL_CHECK(graph_, DeviceError, "CUDAGraph::debug_dump: nothing has been captured");
+    check(cudaGraphDebugDotPrint(graph_, path.c_str(), cudaGraphDebugDotFlagsVerbose),
+          "cudaGraphDebugDotPrint");
+  }
+
+  size_t num_nodes() const override {
+    size_t n = 0;
+    if (graph_) ANVIL_CUDA_CHECK(cudaGraphGetNodes(graph_, nullptr, &n));
+    return n;
+  }
 
  private:
   Generator& generator() const { return default_generator(Device(DeviceKind::CUDA, device_)); }
