@@ -9,8 +9,12 @@
 
 #include "anvil/optim/optim.h"
 #include "support/check.h"
+#include "support/optim_cases.h"
 
 using namespace anvil;
+using test::make;
+using test::MakeOpt;
+using test::optimizer_cases;
 
 namespace {
 
@@ -20,49 +24,6 @@ class CudaOptim : public ::testing::Test {
     if (!cuda_is_available()) GTEST_SKIP() << "no CUDA device";
   }
 };
-
-using MakeOpt = std::function<std::unique_ptr<optim::Optimizer>(std::vector<Tensor>)>;
-
-template <class O, class Opts>
-MakeOpt make(Opts o) {
-  return [o](std::vector<Tensor> ps) { return std::make_unique<O>(std::move(ps), o); };
-}
-
-std::vector<MakeOpt> cases() {
-  using namespace optim;
-  return {
-      make<SGD>(SGDOptions{.lr = 0.1}),
-      make<SGD>(SGDOptions{.lr = 0.05, .momentum = 0.9, .dampening = 0.3, .weight_decay = 0.01}),
-      make<SGD>(SGDOptions{
-          .lr = 0.05, .momentum = 0.8, .weight_decay = 0.1, .nesterov = true, .maximize = true}),
-      make<Adam>(AdamOptions{}),
-      make<Adam>(AdamOptions{.lr = 0.02, .beta1 = 0.3, .weight_decay = 0.1, .amsgrad = true}),
-      make<Adam>(
-          AdamOptions{.lr = 0.05, .beta1 = 0.8, .beta2 = 0.99, .eps = 1e-6, .maximize = true}),
-      make<AdamW>(AdamWOptions{.lr = 0.01}),
-      make<AdamW>(AdamWOptions{.lr = 0.05, .weight_decay = 0.3, .amsgrad = true}),
-      make<RMSprop>(RMSpropOptions{}),
-      make<RMSprop>(RMSpropOptions{.lr = 0.01,
-                                   .alpha = 0.3,
-                                   .weight_decay = 0.01,
-                                   .momentum = 0.5,
-                                   .centered = true,
-                                   .maximize = true}),
-      make<RMSprop>(RMSpropOptions{.lr = 0.005, .alpha = 0.9, .momentum = 0.9}),
-      make<Adagrad>(AdagradOptions{.lr = 0.1}),
-      make<Adagrad>(AdagradOptions{.lr = 0.1,
-                                   .lr_decay = 0.01,
-                                   .weight_decay = 0.1,
-                                   .initial_accumulator_value = 0.1,
-                                   .maximize = true}),
-      make<Adadelta>(AdadeltaOptions{}),
-      make<Adadelta>(AdadeltaOptions{.lr = 0.5, .rho = 0.5, .weight_decay = 0.1, .maximize = true}),
-      make<NAdam>(NAdamOptions{}),
-      make<NAdam>(NAdamOptions{
-          .lr = 0.01, .beta1 = 0.4, .weight_decay = 0.1, .momentum_decay = 1e-2, .maximize = true}),
-      make<NAdam>(NAdamOptions{.lr = 0.01, .weight_decay = 0.1, .decoupled_weight_decay = true}),
-  };
-}
 
 // 30 tensors in one group (more than one launch's worth), of odd sizes, some spanning
 // several chunks of 65536 elements.
@@ -141,18 +102,18 @@ std::vector<Tensor> leaves_on(const std::vector<Tensor>& ts, Device d) {
 }  // namespace
 
 TEST_F(CudaOptim, EveryOptimizerMatchesTheCpuFloat32) {
-  for (const auto& make_opt : cases())
+  for (const auto& make_opt : optimizer_cases())
     EXPECT_TRUE(cuda_matches_cpu(make_opt, kFloat32, 10, 1e-5, 1e-6));
 }
 
 TEST_F(CudaOptim, EveryOptimizerMatchesTheCpuFloat64) {
-  for (const auto& make_opt : cases())
+  for (const auto& make_opt : optimizer_cases())
     EXPECT_TRUE(cuda_matches_cpu(make_opt, kFloat64, 6, 1e-12, 1e-14));
 }
 
 TEST_F(CudaOptim, SixteenBitParametersWithFloat32State) {
   for (DType dt : {kBFloat16, kFloat16})
-    for (const auto& make_opt : cases()) {
+    for (const auto& make_opt : optimizer_cases()) {
       EXPECT_TRUE(cuda_matches_cpu(make_opt, dt, 4, 1e-2, 1e-3)) << dtype_name(dt);
     }
   Tensor w = zeros({5}, TensorOptions(kBFloat16).device(kCUDA)).requires_grad_();
@@ -199,7 +160,7 @@ TEST_F(CudaOptim, GroupsWithTheirOwnLearningRates) {
 }
 
 TEST_F(CudaOptim, StateDictRoundTripBetweenDevices) {
-  for (const auto& make_opt : cases()) {
+  for (const auto& make_opt : optimizer_cases()) {
     const auto shapes = odd_shapes();
     const auto start = random_tensors(shapes, 11, kFloat32);
     // Straight through on the CPU.
@@ -246,7 +207,7 @@ TEST_F(CudaOptim, StateDictRoundTripBetweenDevices) {
 
 TEST_F(CudaOptim, StepReplaysFromACudaGraph) {
   const auto shapes = odd_shapes();
-  for (const auto& make_opt : cases()) {
+  for (const auto& make_opt : optimizer_cases()) {
     const auto start = random_tensors(shapes, 13, kFloat32);
     auto cpu = leaves_on(start, kCPU), cuda = leaves_on(start, kCUDA);
     auto cpu_opt = make_opt(cpu), cuda_opt = make_opt(cuda);

@@ -6,14 +6,17 @@
 
 #include "anvil/optim/optim.h"
 #include "support/check.h"
+#include "support/optim_cases.h"
 #include "support/oracle.h"
 
 using namespace anvil;
+using test::make;
+using test::MakeOpt;
+using test::optimizer_cases;
 using optim::ParamGroup;
 
 namespace {
 
-using MakeOpt = std::function<std::unique_ptr<optim::Optimizer>(std::vector<Tensor>)>;
 
 // Fixed data for y = X W + b: X [8, 3], Y [8, 2], W0 [3, 2], b0 [2].
 struct Problem {
@@ -79,10 +82,6 @@ void run_steps(optim::Optimizer& opt, const Problem& pb, const Params& p, int st
   return ::testing::AssertionSuccess();
 }
 
-template <class O, class Opts>
-MakeOpt make(Opts o) {
-  return [o](std::vector<Tensor> ps) { return std::make_unique<O>(std::move(ps), o); };
-}
 
 }  // namespace
 
@@ -471,43 +470,6 @@ void step(const optim::Optimizer& opt, std::vector<Tensor>& params,
 }
 }  // namespace ref
 
-// Every optimizer with options that reach every branch of its update.
-std::vector<MakeOpt> fused_cases() {
-  using namespace optim;
-  return {
-      make<SGD>(SGDOptions{.lr = 0.1}),
-      make<SGD>(SGDOptions{.lr = 0.05, .momentum = 0.9, .dampening = 0.3, .weight_decay = 0.01}),
-      make<SGD>(SGDOptions{
-          .lr = 0.05, .momentum = 0.8, .weight_decay = 0.1, .nesterov = true, .maximize = true}),
-      make<Adam>(AdamOptions{}),
-      make<Adam>(AdamOptions{.lr = 0.02, .beta1 = 0.3, .weight_decay = 0.1, .amsgrad = true}),
-      make<Adam>(
-          AdamOptions{.lr = 0.05, .beta1 = 0.8, .beta2 = 0.99, .eps = 1e-6, .maximize = true}),
-      make<AdamW>(AdamWOptions{.lr = 0.01}),
-      make<AdamW>(AdamWOptions{.lr = 0.05, .weight_decay = 0.3, .amsgrad = true}),
-      make<RMSprop>(RMSpropOptions{}),
-      make<RMSprop>(RMSpropOptions{.lr = 0.01,
-                                   .alpha = 0.3,
-                                   .weight_decay = 0.01,
-                                   .momentum = 0.5,
-                                   .centered = true,
-                                   .maximize = true}),
-      make<RMSprop>(RMSpropOptions{.lr = 0.005, .alpha = 0.9, .momentum = 0.9}),
-      make<Adagrad>(AdagradOptions{.lr = 0.1}),
-      make<Adagrad>(AdagradOptions{.lr = 0.1,
-                                   .lr_decay = 0.01,
-                                   .weight_decay = 0.1,
-                                   .initial_accumulator_value = 0.1,
-                                   .maximize = true}),
-      make<Adadelta>(AdadeltaOptions{}),
-      make<Adadelta>(AdadeltaOptions{.lr = 0.5, .rho = 0.5, .weight_decay = 0.1, .maximize = true}),
-      make<NAdam>(NAdamOptions{}),
-      make<NAdam>(NAdamOptions{
-          .lr = 0.01, .beta1 = 0.4, .weight_decay = 0.1, .momentum_decay = 1e-2, .maximize = true}),
-      make<NAdam>(NAdamOptions{.lr = 0.01, .weight_decay = 0.1, .decoupled_weight_decay = true}),
-  };
-}
-
 // 20 parameters of odd sizes (and shapes) in one group.
 std::vector<Shape> odd_shapes() {
   return {{1}, {3},   {4097}, {65537},  {2, 3}, {},   {7, 1, 5}, {33},  {1000}, {5, 13},
@@ -571,14 +533,14 @@ std::vector<Tensor> random_tensors(const std::vector<Shape>& shapes, uint64_t se
 }  // namespace
 
 TEST(OptimFused, MatchesComposedUpdatesBitForBit) {
-  for (const auto& make_opt : fused_cases()) {
+  for (const auto& make_opt : optimizer_cases()) {
     EXPECT_TRUE(fused_matches_composed(make_opt, kFloat32, 5));
     EXPECT_TRUE(fused_matches_composed(make_opt, kFloat64, 3));
   }
 }
 
 TEST(OptimFused, ResumesFromComposedStateBitForBit) {
-  for (const auto& make_opt : fused_cases())
+  for (const auto& make_opt : optimizer_cases())
     EXPECT_TRUE(fused_matches_composed(make_opt, kFloat32, 6, 3));
 }
 
