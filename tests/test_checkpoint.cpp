@@ -64,7 +64,9 @@ TEST(Checkpoint, ExactResumeForEveryOptimizer) {
 }
 
 TEST(Checkpoint, ExactResumeForSchedulers) {
-  for (const char* s : {"step", "cosine", "onecycle", "plateau"}) check_exact_resume("sgd", s);
+  for (const char* s : {"step", "multistep", "exponential", "constant", "linear", "sequential",
+                        "cosine", "onecycle", "plateau"})
+    check_exact_resume("sgd", s);
   check_exact_resume("adam", "onecycle");  // cycles beta1
 }
 
@@ -72,6 +74,8 @@ TEST(Checkpoint, ExactResumeFromTheMiddleOfAnEpoch) {
   for (const char* opt : {"sgd", "adam", "nadam"}) check_exact_resume_mid_epoch(opt, "");
   check_exact_resume_mid_epoch("adam", "onecycle");  // stepped every batch
   check_exact_resume_mid_epoch("sgd", "plateau");
+  check_exact_resume_mid_epoch("sgd", "linear");       // per-step warm-up
+  check_exact_resume_mid_epoch("sgd", "sequential");
 }
 
 TEST(Checkpoint, RoundTripsTheRecord) {

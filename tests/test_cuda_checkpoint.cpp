@@ -33,7 +33,9 @@ TEST_F(CudaCheckpoint, ExactResumeForEveryOptimizer) {
 }
 
 TEST_F(CudaCheckpoint, ExactResumeForSchedulers) {
-  for (const char* s : {"step", "cosine", "onecycle", "plateau"}) check_exact_resume("sgd", s, kCUDA);
+  for (const char* s : {"step", "multistep", "exponential", "constant", "linear", "sequential",
+                        "cosine", "onecycle", "plateau"})
+    check_exact_resume("sgd", s, kCUDA);
   check_exact_resume("adam", "onecycle", kCUDA);
 }
 

@@ -73,6 +73,22 @@ inline Rig make_run(const std::string& opt_name, const std::string& sched, int64
   else if (sched == "onecycle")
     r.trainer->set_scheduler(
         std::make_shared<optim::OneCycleLR>(*r.opt, 0.1, total_epochs * kSteps), Every::Step);
+  else if (sched == "multistep")
+    r.trainer->set_scheduler(std::make_shared<optim::MultiStepLR>(*r.opt, std::vector<int64_t>{1, 3}, 0.5));
+  else if (sched == "exponential")
+    r.trainer->set_scheduler(std::make_shared<optim::ExponentialLR>(*r.opt, 0.7));
+  else if (sched == "constant")
+    r.trainer->set_scheduler(std::make_shared<optim::ConstantLR>(*r.opt, 0.5, 3));
+  else if (sched == "linear")  // a warm-up over the first steps, stepped every batch
+    r.trainer->set_scheduler(std::make_shared<optim::LinearLR>(*r.opt, 0.1, 1.0, 2 * kSteps),
+                             Every::Step);
+  else if (sched == "sequential")  // warm-up for 2 epochs, then cosine
+    r.trainer->set_scheduler(std::make_shared<optim::SequentialLR>(
+        *r.opt,
+        std::vector<std::shared_ptr<optim::LRScheduler>>{
+            std::make_shared<optim::LinearLR>(*r.opt, 0.2, 1.0, 2),
+            std::make_shared<optim::CosineAnnealingLR>(*r.opt, total_epochs - 2)},
+        std::vector<int64_t>{2}));
   else if (sched == "plateau")
     r.trainer->set_scheduler(std::make_shared<optim::ReduceLROnPlateau>(
                                  *r.opt, optim::ReduceLROnPlateauOptions{.factor = 0.5, .patience = 0}),
