@@ -1,6 +1,8 @@
 // Gathers and scatters by integer indices (int32 or int64). The op layer checks shapes and
-// dtypes and makes every operand contiguous; a kernel checks the index values (naming `op`,
-// the bad index and the valid range in an IndexError) before it writes anything.
+// dtypes and makes every operand contiguous; a kernel checks the index values and reports a
+// bad one as an IndexError naming `op`, the index and the valid range. The CPU kernels throw
+// before writing anything; the CUDA kernels never touch memory out of range and record the
+// error on the device, raised at the next synchronisation (backend/cuda/error_flag.h).
 //
 // For index_select/index_add the operands are seen as [outer, n, inner] around `dim`, with a
 // 1-D index of k entries. For gather/scatter_add the index has the rank of the data tensors
