@@ -9,9 +9,11 @@
 #include "anvil/amp/amp.h"
 #include "anvil/optim/optim.h"
 #include "support/check.h"
+#include "support/optim_cases.h"
 #include "support/oracle.h"
 
 using namespace anvil;
+using test::snapshot;
 
 namespace {
 
@@ -238,17 +240,6 @@ Problem problem() {
 }
 Tensor mse(const Problem& pb, const Tensor& W, const Tensor& b) {
   return mean(square(sub(add(matmul(pb.X, W), b), pb.Y)));
-}
-
-// Everything an optimizer step may change, as floats: the parameters and each one's state.
-std::vector<std::vector<float>> snapshot(const optim::Optimizer& opt,
-                                         const std::vector<Tensor>& params) {
-  std::vector<std::vector<float>> out;
-  for (const Tensor& p : params) {
-    out.push_back(values(p));
-    for (const auto& [key, t] : opt.state(p)) out.push_back(values(t));
-  }
-  return out;
 }
 
 // An optimizer whose update does not go through the fused kernels.

@@ -11,8 +11,10 @@
 #include "anvil/core/cuda_graph.h"
 #include "anvil/optim/optim.h"
 #include "support/check.h"
+#include "support/optim_cases.h"
 
 using namespace anvil;
+using test::snapshot;
 
 namespace {
 
@@ -59,17 +61,6 @@ Tensor class_targets(int64_t n, int64_t c, Device device) {
   std::vector<int64_t> v;
   for (int64_t i = 0; i < n; ++i) v.push_back((i * 5 + 2) % c);
   return tensor(v, {n}).to(device);
-}
-
-// Parameters and optimizer state as floats.
-std::vector<std::vector<float>> snapshot(const optim::Optimizer& opt,
-                                         const std::vector<Tensor>& params) {
-  std::vector<std::vector<float>> out;
-  for (const Tensor& p : params) {
-    out.push_back(values(p));
-    for (const auto& [key, t] : opt.state(p)) out.push_back(values(t));
-  }
-  return out;
 }
 
 }  // namespace

@@ -44,7 +44,7 @@ TEST_F(CudaCheckpoint, ExactResumeFromTheMiddleOfAnEpoch) {
   check_exact_resume_mid_epoch("adam", "onecycle", kCUDA);
 }
 
-TEST_F(CudaCheckpoint, TheTrainerReplaysGraphsWhileResumingExactly) {
+TEST_F(CudaCheckpoint, TheTrainerReplaysItsStepsAsGraphs) {
   Rig r = make_run("adam", "", 3, kCUDA);
   auto loader = make_loader();
   r.trainer->fit(loader, 3);

@@ -15,6 +15,7 @@ using namespace anvil;
 using test::make;
 using test::MakeOpt;
 using test::optimizer_cases;
+using test::random_tensors;
 
 namespace {
 
@@ -33,14 +34,6 @@ std::vector<Shape> odd_shapes() {
                           {1, 1}, {300},   {8, 9}, {0},     {65536}, {131073}, {17},      {19},
                           {23},   {29},    {31},   {37},    {3, 41}, {43}};
   return s;
-}
-
-std::vector<Tensor> random_tensors(const std::vector<Shape>& shapes, uint64_t seed, DType dt,
-                                   double lo = -1, double hi = 1) {
-  std::vector<Tensor> out;
-  for (size_t i = 0; i < shapes.size(); ++i)
-    out.push_back(test::uniform(shapes[i], seed * 1000 + i, lo, hi, dt));
-  return out;
 }
 
 std::vector<Tensor> leaves_on(const std::vector<Tensor>& ts, Device d) {

@@ -13,6 +13,7 @@ using namespace anvil;
 using test::make;
 using test::MakeOpt;
 using test::optimizer_cases;
+using test::random_tensors;
 using optim::ParamGroup;
 
 namespace {
@@ -474,14 +475,6 @@ void step(const optim::Optimizer& opt, std::vector<Tensor>& params,
 std::vector<Shape> odd_shapes() {
   return {{1}, {3},   {4097}, {65537},  {2, 3}, {},   {7, 1, 5}, {33},  {1000}, {5, 13},
           {2}, {127}, {129},  {16, 16}, {4095}, {11}, {1, 1},    {300}, {8, 9}, {0}};
-}
-
-std::vector<Tensor> random_tensors(const std::vector<Shape>& shapes, uint64_t seed, DType dt,
-                                   double lo = -1, double hi = 1) {
-  std::vector<Tensor> out;
-  for (size_t i = 0; i < shapes.size(); ++i)
-    out.push_back(test::uniform(shapes[i], seed * 1000 + i, lo, hi, dt));
-  return out;
 }
 
 // Runs `steps` fused steps and `steps` reference steps from the same start with the same

@@ -1,11 +1,12 @@
-// Every optimizer with options that reach every branch of its update, shared by the CPU
-// tests (fused vs composed updates) and the CUDA tests (CUDA vs CPU).
+// Every optimizer with options that reach every branch of its update, and helpers around
+// them, shared by the CPU and CUDA optimizer and mixed-precision tests.
 #pragma once
 #include <functional>
 #include <memory>
 #include <vector>
 
 #include "anvil/optim/optim.h"
+#include "support/check.h"
 
 namespace anvil::test {
 
@@ -50,6 +51,30 @@ inline std::vector<MakeOpt> optimizer_cases() {
           .lr = 0.01, .beta1 = 0.4, .weight_decay = 0.1, .momentum_decay = 1e-2, .maximize = true}),
       make<NAdam>(NAdamOptions{.lr = 0.01, .weight_decay = 0.1, .decoupled_weight_decay = true}),
   };
+}
+
+// Tensors of the given shapes, uniform in [lo, hi), from seeds derived from `seed`.
+inline std::vector<Tensor> random_tensors(const std::vector<Shape>& shapes, uint64_t seed,
+                                          DType dt, double lo = -1, double hi = 1) {
+  std::vector<Tensor> out;
+  for (size_t i = 0; i < shapes.size(); ++i)
+    out.push_back(uniform(shapes[i], seed * 1000 + i, lo, hi, dt));
+  return out;
+}
+
+// Everything an optimizer step may change, as float32 host values: each parameter and its
+// state (so that a skipped or replayed step can be compared bit for bit).
+inline std::vector<std::vector<float>> snapshot(const optim::Optimizer& opt,
+                                                const std::vector<Tensor>& params) {
+  auto values = [](const Tensor& t) {
+    return t.detach().to(kCPU).to(kFloat32).to_vector<float>();
+  };
+  std::vector<std::vector<float>> out;
+  for (const Tensor& p : params) {
+    out.push_back(values(p));
+    for (const auto& [key, t] : opt.state(p)) out.push_back(values(t));
+  }
+  return out;
 }
 
 }  // namespace anvil::test
