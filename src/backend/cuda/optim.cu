@@ -55,7 +55,7 @@ void advance_counters(const OptimHyper& h, const OptimTensors& ts, const float* 
 }
 
 // ---- the update -----------------------------------------------------------------------------
-constexpr int kMaxTensors = 24;
+constexpr int kMaxTensors = 96;
 
 struct StepArgs {
   void* param[kMaxTensors];
