@@ -1,8 +1,11 @@
-// CUDA convolution (cuDNN), pooling and batch norm against the CPU reference, forward and
-// backward, a tiny CNN trained for a few SGD steps on both devices from the same weights, and
-// training steps captured into CUDA graphs and replayed. Skipped without a GPU.
+// CUDA convolution (cuDNN) with our bias kernels, pooling, and batch norm (cuDNN and our
+// kernels) against the CPU reference, forward and backward, a tiny CNN trained for a few SGD
+// steps on both devices from the same weights, and training steps captured into CUDA graphs
+// and replayed. Skipped without a GPU.
 #include <dlfcn.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 
 #include "support/cuda_check.h"
@@ -12,6 +15,7 @@ using namespace anvil;
 namespace {
 
 using test::close;
+using test::poison_device_cache;
 using test::rnd;
 using test::same_on_cuda;
 using test::Tol;
@@ -83,6 +87,34 @@ TEST_F(CudaNnOps, Conv2dAlgorithmCacheAndUnbatchedInput) {
       {tol_for(kFloat64, 36)}));
 }
 
+TEST_F(CudaNnOps, Conv2dBiasAndItsGradientOverSeveralBlocksPerChannel) {
+  // The bias and its gradient are our per-channel kernels: an odd element count (the vector
+  // tail) with each channel's 17 * 23 * 23 values split over blocks mid-row, and 1x1 outputs
+  // (S == 1: the column kernel) with 40 channels (a partial tile of 32) over 600 rows.
+  struct Case {
+    Shape x, w;
+    Pair padding;
+  };
+  const Case cases[] = {{{17, 3, 23, 23}, {5, 3, 3, 3}, {1, 1}},
+                        {{600, 16, 1, 1}, {40, 16, 1, 1}, {0, 0}}};
+  for (DType dt : {kFloat32, kBFloat16, kFloat16})
+    for (const Case& c : cases) {
+      SCOPED_TRACE(std::string(dtype_name(dt)) + " " + to_string(c.x));
+      const int64_t fan_in = c.w[1] * c.w[2] * c.w[3];
+      const int64_t per_channel = c.x[0] * c.x[2] * c.x[3];  // output positions per channel
+      // The bias gradient in 16-bit is a rounding of a float sum: a unit in the last place.
+      const Tol gb = dt == kFloat32    ? tol_for(dt, per_channel)
+                     : dt == kFloat16 ? Tol{1e-3, 1e-3}
+                                      : Tol{1e-2, 1e-2};
+      EXPECT_TRUE(same_on_cuda(
+          [&](const std::vector<Tensor>& v) {
+            return conv2d(v[0], v[1], v[2], {1, 1}, c.padding);
+          },
+          {rnd(c.x, 82, dt), rnd(c.w, 83, dt), rnd({c.w[0]}, 84, dt)}, tol_for(dt, fan_in),
+          {tol_for(dt, c.w[0] * c.w[2] * c.w[3]), tol_for(dt, per_channel), gb}));
+    }
+}
+
 // ---- pooling ------------------------------------------------------------------------------
 
 struct PoolCase {
@@ -124,6 +156,28 @@ TEST_F(CudaNnOps, MaxPool2dMatchesCpuIncludingTies) {
   nan = where(gt(nan, 0.8), full({}, NAN), nan);
   EXPECT_TRUE(same_on_cuda([](const std::vector<Tensor>& v) { return max_pool2d(v[0], {2, 2}); },
                            {nan}, tol_for(kFloat32), {tol_for(kFloat32)}));
+}
+
+TEST_F(CudaNnOps, MaxPool2dBackwardIsExactAtLargerSizes) {
+  // The gather visits a position's windows in the CPU's order, so float32 and float64
+  // gradients are equal to the last bit, overlapping windows and ties included.
+  const PoolCase cases[] = {
+      {16, 64, 24, 24, {2, 2}, {2, 2}, {0, 0}, {1, 1}, false, true},
+      {3, 5, 31, 29, {3, 3}, {2, 2}, {1, 1}, {1, 1}, true, true},
+      {2, 4, 33, 35, {3, 2}, {1, 2}, {1, 1}, {2, 3}, false, true},
+  };
+  for (DType dt : {kFloat32, kFloat64})
+    for (const PoolCase& p : cases) {
+      SCOPED_TRACE(std::string(dtype_name(dt)) + " " + std::to_string(p.h) + "x" +
+                   std::to_string(p.w) + " k=" + std::to_string(p.kernel[0]));
+      auto f = [&](const std::vector<Tensor>& v) {
+        return max_pool2d(v[0], p.kernel, p.stride, p.padding, p.dilation, p.ceil_mode);
+      };
+      const Shape shape = {p.n, p.c, p.h, p.w};
+      EXPECT_TRUE(same_on_cuda(f, {rnd(shape, 85, dt)}, {0, 0}, {{0, 0}}));
+      Tensor ties = rnd(shape, 86, kFloat64, 0, 3).to(kInt64).to(dt);
+      EXPECT_TRUE(same_on_cuda(f, {ties}, {0, 0}, {{0, 0}}));
+    }
 }
 
 TEST_F(CudaNnOps, AvgPool2dDivisorsAndCeilMode) {
@@ -186,6 +240,176 @@ TEST_F(CudaNnOps, BatchNormTrainAndEvalWithRunningStats) {
           EXPECT_TRUE(close(rm_gpu, rm_cpu, tol_for(st, 64), "running_mean"));
           EXPECT_TRUE(close(rv_gpu, rv_cpu, tol_for(st, 64), "running_var"));
         }
+}
+
+// Batch norm tolerances against the CPU. Values (y, dx) are O(1): 1e-5 relative for float32,
+// with an absolute allowance of the same size for values near zero (cuDNN computes the
+// statistics in float); the 16-bit dtypes are a rounding of the float result (bf16 1e-2,
+// fp16 1e-3). Parameter gradients are float32 sums over M = N * S terms (tol_for's bound).
+Tol bn_value_tol(DType dt) {
+  switch (dt) {
+    case kFloat64: return {1e-12, 1e-12};
+    case kFloat16: return {1e-3, 1e-3};
+    case kBFloat16: return {1e-2, 1e-2};
+    default: return {1e-5, 1e-5};
+  }
+}
+Tol bn_sum_tol(DType dt, int64_t count) {
+  return tol_for(dt == kFloat64 ? kFloat64 : kFloat32, count);
+}
+
+// With ANVIL_TEST_PRINT_ERRORS set, prints the largest differences from the CPU, so that the
+// tolerances can be set from what the GPU machine measures.
+void print_error(const std::string& what, const Tensor& gpu, const Tensor& cpu) {
+  if (!std::getenv("ANVIL_TEST_PRINT_ERRORS")) return;
+  Tensor a = gpu.cpu().to(kFloat64), e = cpu.to(kFloat64);
+  Tensor diff = abs(sub(a, e));
+  const double max_abs = max(diff).item<double>();
+  const double max_rel = max(div(diff, add(abs(e), 1e-3))).item<double>();
+  std::printf("  %-40s max |diff| %.3g, max |diff| / (|cpu| + 1e-3) %.3g\n", what.c_str(),
+              max_abs, max_rel);
+}
+
+struct BatchNormRun {
+  Tensor out, dx, dw, db, running_mean, running_var;
+};
+
+// batch_norm forward and backward (of sum(out * g)) on `device`, from the same CPU values.
+BatchNormRun run_batch_norm(Device device, const Tensor& x, const Tensor& w, const Tensor& b,
+                            const Tensor& rm, const Tensor& rv, const Tensor& g, bool training) {
+  auto leaf = [&](const Tensor& t) {
+    return t.defined() ? t.to(device).detach().requires_grad_() : Tensor();
+  };
+  Tensor xd = leaf(x), wd = leaf(w), bd = leaf(b);
+  BatchNormRun r;
+  r.running_mean = rm.to(device).clone();
+  r.running_var = rv.to(device).clone();
+  r.out = batch_norm(xd, r.running_mean, r.running_var, wd, bd, training, 0.1, 1e-5);
+  sum(mul(r.out, g.to(device))).backward();
+  r.dx = xd.grad();
+  if (wd.defined()) r.dw = wd.grad();
+  if (bd.defined()) r.db = bd.grad();
+  return r;
+}
+
+// Shapes for both layouts cuDNN is given (S > 1 as NCHW, S == 1 as NHWC, including a C that
+// is not a multiple of 8), a shape whose channels our kernels split over several blocks
+// (float64 runs our kernels), and two that only our kernels take, for every dtype: a batch
+// past cuDNN's limit (S > 1) and a prime number of rows past it (S == 1, which cannot be
+// refactored into NHWC dims within the limit).
+const Shape kBatchNormShapes[] = {{8, 16, 7, 5},  {30, 8, 33, 17}, {4096, 64},
+                                  {1000, 3},      {65537, 2, 2},   {65537, 3}};
+
+TEST_F(CudaNnOps, BatchNormMatchesCpuForEveryLayoutAndDtype) {
+  for (DType dt : {kFloat32, kBFloat16, kFloat16, kFloat64})
+    for (const Shape& shape : kBatchNormShapes)
+      for (bool training : {true, false})
+        for (bool affine : {true, false}) {
+          if (!affine && numel(shape) > 100000) continue;  // the big shapes once, affine
+          const std::string name = std::string(dtype_name(dt)) + " " + to_string(shape) +
+                                   (training ? " train" : " eval") + (affine ? " affine" : "");
+          SCOPED_TRACE(name);
+          const int64_t C = shape[1], count = numel(shape) / C;
+          const DType st = dt == kFloat64 ? kFloat64 : kFloat32;
+          const Tensor x = rnd(shape, 61, dt, -2, 3);
+          const Tensor w = affine ? rnd({C}, 62, st, 0.5, 1.5) : Tensor();
+          const Tensor b = affine ? rnd({C}, 63, st) : Tensor();
+          const Tensor rm = rnd({C}, 64, st), rv = rnd({C}, 65, st, 0.5, 2);
+          const Tensor g = rnd(shape, 66, dt);
+          const BatchNormRun cpu = run_batch_norm(kCPU, x, w, b, rm, rv, g, training);
+          poison_device_cache();
+          const BatchNormRun gpu = run_batch_norm(kCUDA, x, w, b, rm, rv, g, training);
+          const Tol vt = bn_value_tol(dt), sum_t = bn_sum_tol(dt, count);
+          const Tol stat_t = dt == kFloat64 ? Tol{1e-12, 1e-12} : Tol{1e-5, 1e-6};
+          EXPECT_TRUE(close(gpu.out, cpu.out, vt, "output"));
+          EXPECT_TRUE(close(gpu.dx, cpu.dx, vt, "grad_input"));
+          if (affine) {
+            EXPECT_TRUE(close(gpu.dw, cpu.dw, sum_t, "grad_weight"));
+            EXPECT_TRUE(close(gpu.db, cpu.db, sum_t, "grad_bias"));
+          }
+          EXPECT_TRUE(close(gpu.running_mean, cpu.running_mean, stat_t, "running_mean"));
+          EXPECT_TRUE(close(gpu.running_var, cpu.running_var, stat_t, "running_var"));
+          if (!training) {  // eval leaves the running statistics alone
+            EXPECT_TRUE(equal(gpu.running_mean.cpu(), rm));
+            EXPECT_TRUE(equal(gpu.running_var.cpu(), rv));
+          }
+          if (std::getenv("ANVIL_TEST_PRINT_ERRORS")) std::printf("%s\n", name.c_str());
+          print_error("output", gpu.out, cpu.out);
+          print_error("grad_input", gpu.dx, cpu.dx);
+          if (affine) print_error("grad_weight", gpu.dw, cpu.dw);
+          print_error("running_var", gpu.running_var, cpu.running_var);
+        }
+}
+
+TEST_F(CudaNnOps, BatchNormOfAnUnalignedViewAndWithoutInputGrad) {
+  // A contiguous view that starts 15 values into its storage: no 16-byte vector access.
+  for (DType dt : {kFloat32, kFloat64, kBFloat16}) {
+    SCOPED_TRACE(dtype_name(dt));
+    const DType st = dt == kFloat64 ? kFloat64 : kFloat32;
+    const Tensor rm = rnd({3}, 67, st), rv = rnd({3}, 68, st, 0.5, 2);
+    Tensor rm_gpu = rm.cuda(), rv_gpu = rv.cuda(), rm_cpu = rm.clone(), rv_cpu = rv.clone();
+    for (bool training : {true, false}) {
+      auto f = [&](const std::vector<Tensor>& v) {
+        const bool gpu = v[0].device().is_cuda();
+        return batch_norm(v[0].narrow(0, 1, 8), gpu ? rm_gpu : rm_cpu, gpu ? rv_gpu : rv_cpu,
+                          v[1], v[2], training, 0.1, 1e-5);
+      };
+      EXPECT_TRUE(same_on_cuda(f, {rnd({9, 3, 5}, 69, dt), rnd({3}, 70, st), rnd({3}, 71, st)},
+                               bn_value_tol(dt), {bn_value_tol(dt), bn_sum_tol(dt, 40)}));
+    }
+  }
+  // Only the parameters want gradients: cuDNN's backward writes grad_input, so our kernels run.
+  for (const Shape& shape : {Shape{8, 16, 7, 5}, Shape{4096, 64}}) {
+    SCOPED_TRACE(to_string(shape));
+    const Tensor x = rnd(shape, 72, kFloat32), g = rnd(shape, 73, kFloat32);
+    const Tensor w = rnd({shape[1]}, 74, kFloat32, 0.5, 1.5), b = rnd({shape[1]}, 75, kFloat32);
+    auto parameter_grads = [&](Device d) {
+      Tensor wd = w.to(d).detach().requires_grad_(), bd = b.to(d).detach().requires_grad_();
+      Tensor y = batch_norm(x.to(d), Tensor(), Tensor(), wd, bd, true, 0.1, 1e-5);
+      sum(mul(y, g.to(d))).backward();
+      return std::pair{wd.grad(), bd.grad()};
+    };
+    const auto [dw_cpu, db_cpu] = parameter_grads(kCPU);
+    poison_device_cache();
+    const auto [dw_gpu, db_gpu] = parameter_grads(kCUDA);
+    const Tol t = bn_sum_tol(kFloat32, numel(shape) / shape[1]);
+    EXPECT_TRUE(close(dw_gpu, dw_cpu, t, "grad_weight"));
+    EXPECT_TRUE(close(db_gpu, db_cpu, t, "grad_bias"));
+  }
+}
+
+// Deterministic mode for one scope.
+struct DeterministicScope {
+  DeterministicScope() { use_deterministic_algorithms(true); }
+  ~DeterministicScope() { use_deterministic_algorithms(false); }
+  DeterministicScope(const DeterministicScope&) = delete;
+  DeterministicScope& operator=(const DeterministicScope&) = delete;
+};
+
+TEST_F(CudaNnOps, BatchNormIsBitIdenticalRunAfterRunInDeterministicMode) {
+  const DeterministicScope deterministic;
+  for (DType dt : {kFloat32, kBFloat16, kFloat16})
+    for (const Shape& shape : {Shape{8, 16, 7, 5}, Shape{4096, 64}, Shape{65537, 3}}) {
+      SCOPED_TRACE(std::string(dtype_name(dt)) + " " + to_string(shape));
+      const int64_t C = shape[1];
+      const Tensor x = rnd(shape, 76, dt, -2, 3), g = rnd(shape, 77, dt);
+      const Tensor w = rnd({C}, 78, kFloat32, 0.5, 1.5), b = rnd({C}, 79, kFloat32);
+      const Tensor rm = rnd({C}, 80, kFloat32), rv = rnd({C}, 81, kFloat32, 0.5, 2);
+      const BatchNormRun first = run_batch_norm(kCUDA, x, w, b, rm, rv, g, true);
+      for (int run = 0; run < 2; ++run) {
+        poison_device_cache();
+        const BatchNormRun again = run_batch_norm(kCUDA, x, w, b, rm, rv, g, true);
+        EXPECT_TRUE(equal(again.out.cpu(), first.out.cpu())) << "run " << run;
+        EXPECT_TRUE(equal(again.dx.cpu(), first.dx.cpu())) << "run " << run;
+        EXPECT_TRUE(equal(again.dw.cpu(), first.dw.cpu())) << "run " << run;
+        EXPECT_TRUE(equal(again.db.cpu(), first.db.cpu())) << "run " << run;
+        EXPECT_TRUE(equal(again.running_var.cpu(), first.running_var.cpu())) << "run " << run;
+      }
+      const BatchNormRun cpu = run_batch_norm(kCPU, x, w, b, rm, rv, g, true);
+      EXPECT_TRUE(close(first.out, cpu.out, bn_value_tol(dt), "output"));
+      EXPECT_TRUE(close(first.dx, cpu.dx, bn_value_tol(dt), "grad_input"));
+      EXPECT_TRUE(close(first.dw, cpu.dw, bn_sum_tol(dt, numel(shape) / C), "grad_weight"));
+    }
 }
 
 // ---- end to end ---------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 // Kernels around the library calls: the integer matrix product (cuBLASLt has no wrapping
-// integer gemm), the convolution bias and its gradient.
+// integer gemm), the convolution bias and its gradient (the per-channel passes of
+// channel_map.cuh and channel_reduce.cuh: vectorised, several blocks per channel, deterministic).
+#include "backend/cuda/channel_map.cuh"
+#include "backend/cuda/channel_reduce.cuh"
 #include "backend/cuda/nn_helpers.h"
-#include "backend/cuda/reduce.cuh"
 
 namespace anvil::cuda {
 namespace {
@@ -26,26 +28,29 @@ __global__ void integer_matmul_kernel(T* out, const T* a, const T* b, bool ta, b
 }
 
 template <class T>
-__global__ void add_bias_kernel(T* x, const T* bias, int64_t total, int64_t channels,
-                                int64_t spatial) {
-  ANVIL_GRID_STRIDE(i, total) {
-    const int64_t c = (i / spatial) % channels;
-    x[i] = down<T>(up(x[i]) + up(bias[c]));
+struct AddBias {
+  const T* bias;
+  template <class I> __device__ T operator()(I c, T x) const {
+    return down<T>(up(x) + up(bias[c]));
   }
-}
+};
 
-// A block per channel.
+// The values of x, summed in double.
 template <class T>
-__global__ void channel_sums_kernel(T* sums, const T* x, int64_t batch, int64_t channels,
-                                    int64_t spatial) {
-  using C = compute_t<T>;
-  const int64_t c = blockIdx.x, count = batch * spatial;
-  C s = 0;
-  for (int64_t j = threadIdx.x; j < count; j += blockDim.x)
-    s += up(x[((j / spatial) * channels + c) * spatial + j % spatial]);
-  s = team_sum<true>(s);
-  if (threadIdx.x == 0) sums[c] = down<T>(s);
-}
+struct Values {
+  const T* x;
+  struct At {
+    const T* x;
+    template <class I> __device__ double operator()(I off) const { return double(up(x[off])); }
+  };
+  __device__ At at(int64_t) const { return {x}; }
+};
+
+template <class T>
+struct StoreSum {
+  T* sums;
+  __device__ void operator()(int64_t c, double total) const { sums[c] = down<T>(total); }
+};
 
 }  // namespace
 
@@ -75,11 +80,10 @@ void add_channel_bias(const Tensor& x, const Tensor& bias, int64_t batch, int64_
   if (total == 0) return;
   ANVIL_DISPATCH_FLOAT(x.dtype(), "conv2d", [&] {
     using T = dev_t<scalar_t>;
-    add_bias_kernel<T><<<blocks_for(total), kThreads, 0, current_stream()>>>(
-        static_cast<T*>(x.data_ptr()), static_cast<const T*>(bias.data_ptr()), total, channels,
-        spatial);
+    T* data = static_cast<T*>(x.data_ptr());
+    channel_map<T>(data, data, total, channels, spatial,
+                   AddBias<T>{static_cast<const T*>(bias.data_ptr())});
   });
-  ANVIL_CUDA_CHECK(cudaGetLastError());
 }
 
 void channel_sums(const Tensor& sums, const Tensor& x, int64_t batch, int64_t channels,
@@ -87,11 +91,15 @@ void channel_sums(const Tensor& sums, const Tensor& x, int64_t batch, int64_t ch
   if (channels == 0) return;
   ANVIL_DISPATCH_FLOAT(x.dtype(), "conv2d_backward_weight", [&] {
     using T = dev_t<scalar_t>;
-    channel_sums_kernel<T><<<int(channels), kReduceThreads, 0, current_stream()>>>(
-        static_cast<T*>(sums.data_ptr()), static_cast<const T*>(x.data_ptr()), batch, channels,
-        spatial);
+    const StoreSum<T> store{static_cast<T*>(sums.data_ptr())};
+    if (batch * spatial == 0) {
+      channel_finish<double>(nullptr, channels, store);
+      return;
+    }
+    const auto partials = channel_partials<double>(
+        x.device().index, batch, channels, spatial, Values<T>{static_cast<const T*>(x.data_ptr())});
+    channel_finish(&partials, channels, store);
   });
-  ANVIL_CUDA_CHECK(cudaGetLastError());
 }
 
 }  // namespace anvil::cuda

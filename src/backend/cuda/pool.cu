@@ -3,10 +3,12 @@
 // express. Windows, tie-breaking (the first maximum, NaN propagating) and divisors are those of
 // the CPU kernels in backend/cpu/pool.cpp. Forward: a thread per output element. Backward: a
 // thread per input element gathering from the outputs whose windows hold it, in the CPU's
-// order, so no atomics and deterministic results.
+// order, so no atomics and deterministic results. Max pooling's backward, the one the common
+// networks run, indexes in 32 bits with multiply-shift division where the sizes allow.
 #include <cmath>
 #include <limits>
 
+#include "backend/cuda/int_divider.cuh"
 #include "backend/cuda/launch.cuh"
 #include "backend/pool_kernels.h"
 
@@ -56,26 +58,66 @@ __global__ void max_pool_kernel(Geo g, const T* x, T* y, int64_t* idx) {
   }
 }
 
-template <class T>
-__global__ void max_pool_backward_kernel(Geo g, const T* gy, const int64_t* idx, T* gx) {
+// max_pool_backward_kernel's geometry in its index type, with the divisions by the plane's
+// width and height and by the strides done by `Div`.
+template <class Index, class Div>
+struct GatherGeometry {
+  Index H, W, OH, OW, ph, pw, span_h, span_w;  // span: a dilated window's extent
+  Div by_W, by_H, by_sh, by_sw;
+};
+
+// The 64-bit divider, for tensors past 32-bit indices.
+struct PlainDivider {
+  int64_t d;
+  __device__ int64_t div(int64_t n) const { return n / d; }
+};
+
+template <class T, class Index, class Div>
+__global__ void max_pool_backward_kernel(GatherGeometry<Index, Div> g, Index total, const T* gy,
+                                         const int64_t* idx, T* gx) {
   using C = compute_t<T>;
-  ANVIL_GRID_STRIDE(i, g.planes * g.H * g.W) {
-    const int64_t w = i % g.W, h = (i / g.W) % g.H, p = i / (g.W * g.H), pos = h * g.W + w;
+  const Index stride = Index(gridDim.x) * blockDim.x;
+  for (Index i = Index(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
+    const Index q = g.by_W.div(i), w = i - q * g.W;
+    const Index p = g.by_H.div(q), h = q - p * g.H;
+    const int64_t pos = int64_t(h * g.W + w);
     // Outputs whose (dilated) window can reach (h, w), as torch's CUDA kernel bounds them.
-    const int64_t span_h = (g.kh - 1) * g.dh + 1, span_w = (g.kw - 1) * g.dw + 1;
-    const int64_t oh0 = h + g.ph < span_h ? 0 : (h + g.ph - span_h) / g.sh + 1;
-    const int64_t ow0 = w + g.pw < span_w ? 0 : (w + g.pw - span_w) / g.sw + 1;
-    const int64_t oh1 = min((h + g.ph) / g.sh + 1, g.OH);
-    const int64_t ow1 = min((w + g.pw) / g.sw + 1, g.OW);
-    const int64_t base = p * g.OH * g.OW;
+    const Index oh0 = h + g.ph < g.span_h ? 0 : g.by_sh.div(h + g.ph - g.span_h) + 1;
+    const Index ow0 = w + g.pw < g.span_w ? 0 : g.by_sw.div(w + g.pw - g.span_w) + 1;
+    const Index oh1 = min(g.by_sh.div(h + g.ph) + 1, g.OH);
+    const Index ow1 = min(g.by_sw.div(w + g.pw) + 1, g.OW);
+    const Index base = p * g.OH * g.OW;
     C s = 0;
-    for (int64_t oh = oh0; oh < oh1; ++oh)
-      for (int64_t ow = ow0; ow < ow1; ++ow) {
-        const int64_t o = base + oh * g.OW + ow;
+    for (Index oh = oh0; oh < oh1; ++oh)
+      for (Index ow = ow0; ow < ow1; ++ow) {
+        const Index o = base + oh * g.OW + ow;
         if (idx[o] == pos) s += up(gy[o]);
       }
     gx[i] = down<T>(s);
   }
+}
+
+template <class T, class Index, class Div>
+void launch_max_pool_backward(const PoolArgs& a, Div by_W, Div by_H, Div by_sh, Div by_sw,
+                              const Tensor& grad_input, const Tensor& grad_out,
+                              const Tensor& indices) {
+  const GatherGeometry<Index, Div> g{.H = Index(a.height),
+                                     .W = Index(a.width),
+                                     .OH = Index(a.out_h),
+                                     .OW = Index(a.out_w),
+                                     .ph = Index(a.pad_h),
+                                     .pw = Index(a.pad_w),
+                                     .span_h = Index((a.kernel_h - 1) * a.dilation_h + 1),
+                                     .span_w = Index((a.kernel_w - 1) * a.dilation_w + 1),
+                                     .by_W = by_W,
+                                     .by_H = by_H,
+                                     .by_sh = by_sh,
+                                     .by_sw = by_sw};
+  const int64_t total = grad_input.numel();
+  max_pool_backward_kernel<T, Index, Div><<<blocks_for(total), kThreads, 0, current_stream()>>>(
+      g, Index(total), static_cast<const T*>(grad_out.data_ptr()),
+      static_cast<const int64_t*>(indices.data_ptr()), static_cast<T*>(grad_input.data_ptr()));
+  ANVIL_CUDA_CHECK(cudaGetLastError());
 }
 
 // The clipped window of output (oh, ow) and its divisor (backend/cpu/pool.cpp's avg_window).
@@ -200,11 +242,24 @@ void max_pool2d_cuda(const PoolArgs& a, const Tensor& out, const Tensor& indices
 }
 void max_pool2d_backward_cuda(const PoolArgs& a, const Tensor& grad_input,
                               const Tensor& grad_out, const Tensor& indices) {
+  if (grad_input.numel() == 0) return;
   DeviceGuard guard(grad_input.device().index);
+  // 32-bit index arithmetic with multiply-shift division when every index fits.
+  const int64_t limit = int64_t(1) << 31;
+  const bool narrow = grad_input.numel() < limit && grad_out.numel() < limit &&
+                      a.height + a.pad_h < limit && a.width + a.pad_w < limit &&
+                      a.stride_h < limit && a.stride_w < limit;
   ANVIL_DISPATCH_FLOAT(grad_out.dtype(), "max_pool2d_backward", [&] {
     using T = dev_t<scalar_t>;
-    ANVIL_POOL_LAUNCH(max_pool_backward_kernel<T>, grad_input.numel(), geo_of(a),
-                      ptr<const T>(grad_out), ptr<const int64_t>(indices), ptr<T>(grad_input));
+    if (narrow)
+      launch_max_pool_backward<T, uint32_t>(
+          a, IntDivider(uint32_t(a.width)), IntDivider(uint32_t(a.height)),
+          IntDivider(uint32_t(a.stride_h)), IntDivider(uint32_t(a.stride_w)), grad_input,
+          grad_out, indices);
+    else
+      launch_max_pool_backward<T, int64_t>(a, PlainDivider{a.width}, PlainDivider{a.height},
+                                           PlainDivider{a.stride_h}, PlainDivider{a.stride_w},
+                                           grad_input, grad_out, indices);
   });
 }
 void avg_pool2d_cuda(const PoolArgs& a, const Tensor& out, const Tensor& input) {
