@@ -1,12 +1,20 @@
-// dropout: reproducible masks, the drop rate, exact scaling, gradients and bad input.
+// dropout: reproducible masks, the drop rate, exact scaling, gradients, bit-identity with the
+// composition the fused kernels replaced, and bad input.
 #include <cmath>
 
 #include "support/check.h"
+#include "support/dropout_reference.h"
 
 using namespace anvil;
+using test::composed_dropout;
+using test::kDropoutDTypes;
+using test::same_bits;
 
 namespace {
 int64_t count_zeros(const Tensor& t) { return sum(eq(t, 0.0)).item<int64_t>(); }
+Tensor awkward_input(const Shape& shape, uint64_t seed, DType dtype) {
+  return test::dropout_input(shape, seed, dtype, /*specials=*/true);
+}
 }  // namespace
 
 TEST(Dropout, SameSeedSameMask) {
@@ -114,4 +122,90 @@ TEST(Dropout, BadInput) {
                                             {"dropout", "[0, 1]", "nan"}));
   EXPECT_TRUE(test::throws_with<DTypeError>([&] { dropout(ones({3}, kInt64), 0.5); },
                                             {"dropout", "floating-point", "int64"}));
+}
+
+TEST(Dropout, BitIdenticalToTheComposedFormula) {
+  for (DType dt : kDropoutDTypes)
+    for (double p : {0.1, 0.3, 0.5, 0.9}) {
+      Tensor x = awkward_input({1001}, 21, dt);  // not a whole number of Philox blocks
+      Generator g(5), h(5);
+      EXPECT_TRUE(same_bits(dropout(x, p, true, &g), composed_dropout(x, p, h)))
+          << dtype_name(dt) << " p = " << p;
+      EXPECT_EQ(g.offset(), h.offset()) << dtype_name(dt);
+    }
+}
+
+TEST(Dropout, ConsecutiveCallsAdvanceTheGeneratorAsTheComposition) {
+  for (DType dt : kDropoutDTypes) {
+    Tensor x = awkward_input({37, 29}, 22, dt);
+    Generator g(77), h(77);
+    Tensor a1 = dropout(x, 0.4, true, &g), a2 = dropout(x, 0.4, true, &g);
+    Tensor b1 = composed_dropout(x, 0.4, h), b2 = composed_dropout(x, 0.4, h);
+    EXPECT_TRUE(same_bits(a1, b1)) << dtype_name(dt);
+    EXPECT_TRUE(same_bits(a2, b2)) << dtype_name(dt);
+    EXPECT_FALSE(same_bits(a1, a2)) << dtype_name(dt);
+    EXPECT_EQ(g.offset(), h.offset()) << dtype_name(dt);
+    EXPECT_EQ(g.offset(), 2u * ((37u * 29u + 3u) / 4u)) << dtype_name(dt);
+  }
+}
+
+TEST(Dropout, GradientBitIdenticalToTheComposedFormula) {
+  for (DType dt : kDropoutDTypes) {
+    Tensor x = test::uniform({33, 31}, 23, -2, 2, dt).requires_grad_();
+    Tensor xc = x.detach().clone().requires_grad_();
+    Tensor up = awkward_input({33, 31}, 24, dt);
+    Generator g(8), h(8);
+    Tensor y = dropout(x, 0.3, true, &g);
+    ASSERT_TRUE(y.grad_fn()) << dtype_name(dt);
+    EXPECT_EQ(y.grad_fn()->name(), "DropoutBackward");
+    y.backward(up);
+    composed_dropout(xc, 0.3, h).backward(up);
+    EXPECT_TRUE(same_bits(x.grad(), xc.grad())) << dtype_name(dt);
+  }
+}
+
+TEST(Dropout, GradientOfAnotherDtypeAndStridesAsTheComposition) {
+  // A float64 gradient for a float32 output is multiplied in float64 (as mul promotes) and
+  // cast back; a transposed gradient is read through its strides.
+  Tensor x = test::uniform({24, 40}, 25, -2, 2, kFloat32).requires_grad_();
+  Tensor xc = x.detach().clone().requires_grad_();
+  Tensor up = test::uniform({40, 24}, 26, -2, 2).t();
+  Generator g(9), h(9);
+  dropout(x, 0.3, true, &g).backward(up);
+  composed_dropout(xc, 0.3, h).backward(up);
+  EXPECT_TRUE(same_bits(x.grad(), xc.grad()));
+  EXPECT_EQ(x.grad().dtype(), kFloat32);
+}
+
+TEST(Dropout, NonContiguousInputAsTheComposition) {
+  for (DType dt : kDropoutDTypes) {
+    Tensor x = awkward_input({30, 50}, 27, dt).t();
+    ASSERT_FALSE(x.is_contiguous());
+    Generator g(10), h(10);
+    Tensor y = dropout(x, 0.6, true, &g);
+    EXPECT_TRUE(same_bits(y, composed_dropout(x, 0.6, h))) << dtype_name(dt);
+    EXPECT_EQ(y.shape(), x.shape());
+  }
+}
+
+TEST(Dropout, EmptyInputsDrawNothing) {
+  for (const Shape& shape : {Shape{0}, Shape{3, 0}}) {
+    Generator g(12);
+    Tensor x = empty(shape).requires_grad_();
+    Tensor y = dropout(x, 0.5, true, &g);
+    EXPECT_EQ(y.shape(), shape);
+    EXPECT_EQ(g.offset(), 0u);
+    y.backward(empty(shape));
+    EXPECT_EQ(x.grad().shape(), shape);
+  }
+}
+
+TEST(Dropout, DroppingEverythingDrawsNothingAndMultipliesByZero) {
+  // p == 1 keeps x * 0 (so -0 and NaN as mul gives them) and leaves the generator alone.
+  for (DType dt : kDropoutDTypes) {
+    Tensor x = awkward_input({50}, 28, dt);
+    Generator g(13);
+    EXPECT_TRUE(same_bits(dropout(x, 1.0, true, &g), mul(x, zeros({50}, dt)))) << dtype_name(dt);
+    EXPECT_EQ(g.offset(), 0u);
+  }
 }
