@@ -9,12 +9,22 @@ std::vector<Tensor> AccumulateGrad::apply(const Tensor& grad_output) {
   auto impl = leaf_.lock();
   if (!impl) return {};
   Tensor leaf(impl);
-  // Stored as a fresh dense tensor: the incoming gradient may alias another tensor's.
+  // Stored as a fresh dense tensor in the leaf's own layout (row-major, or channels-last for
+  // a channels-last leaf, as PyTorch keeps it): the incoming gradient may alias another's.
   Tensor g = grad_output.to(leaf.dtype());
   if (impl->grad.defined()) {
     impl->grad = add(impl->grad, g);
   } else {
-    impl->grad = g.is_same(grad_output) || !g.is_contiguous() ? g.clone() : g;
+    const MemoryFormat format =
+        leaf.is_contiguous(MemoryFormat::ChannelsLast) && !leaf.is_contiguous()
+            ? MemoryFormat::ChannelsLast
+            : MemoryFormat::Contiguous;
+    if (g.is_same(grad_output) || !g.is_contiguous(format)) {
+      Tensor fresh = Tensor::empty(g.shape(), g.options(), format);
+      fresh.copy_(g);
+      g = fresh;
+    }
+    impl->grad = g;
   }
   return {};
 }

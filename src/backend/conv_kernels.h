@@ -1,5 +1,7 @@
 // 2-D convolution kernels. The op layer passes contiguous NCHW tensors of one floating dtype:
-// input [N, C, H, W], weight [K, C/groups, kh, kw], output [N, K, OH, OW].
+// input [N, C, H, W], weight [K, C/groups, kh, kw], output [N, K, OH, OW] — or, where
+// `channels_last` is set (CUDA only), the same shapes stored NHWC (input, output and their
+// gradients) and KRSC (weight and its gradient): MemoryFormat::ChannelsLast.
 #pragma once
 #include "anvil/core/tensor.h"
 #include "backend/dispatch.h"
@@ -12,6 +14,7 @@ struct ConvArgs {
   int64_t out_h = 0, out_w = 0;                                 // OH, OW
   int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dilation_h = 1, dilation_w = 1;
   int64_t groups = 1;
+  bool channels_last = false;
 };
 
 // out = conv(input, weight) + bias (bias undefined: none).

@@ -22,6 +22,14 @@ Strides contiguous_strides(const Shape& s) {
   return st;
 }
 
+Strides channels_last_strides(const Shape& s) {
+  ANVIL_CHECK(s.size() == 4, ShapeError, "channels_last: expected a 4-D [N, C, H, W] shape, got ",
+              to_string(s));
+  const int64_t c = std::max<int64_t>(s[1], 1), w = std::max<int64_t>(s[3], 1),
+                h = std::max<int64_t>(s[2], 1);
+  return {h * w * c, 1, w * c, c};
+}
+
 std::string to_string(const Shape& s) {
   std::string r = "[";
   for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);

@@ -24,6 +24,12 @@ Tensor Tensor::empty(const Shape& shape, TensorOptions opts) {
   return t;
 }
 
+Tensor Tensor::empty(const Shape& shape, TensorOptions opts, MemoryFormat format) {
+  Tensor t = empty(shape, opts);
+  if (format == MemoryFormat::ChannelsLast) t.impl_->strides = channels_last_strides(shape);
+  return t;
+}
+
 Tensor Tensor::make_view(std::shared_ptr<Storage> storage, Shape shape, Strides strides,
                          int64_t offset, DType dtype) {
   auto impl = std::make_shared<TensorImpl>();
@@ -54,6 +60,16 @@ bool Tensor::is_contiguous() const {
     if (im.strides[i] != expected) return false;
     expected *= im.shape[i];
   }
+  return true;
+}
+
+bool Tensor::is_contiguous(MemoryFormat format) const {
+  if (format == MemoryFormat::Contiguous) return is_contiguous();
+  const auto& im = checked(impl_);
+  if (im.shape.size() != 4) return false;
+  const Strides expected = channels_last_strides(im.shape);
+  for (size_t i = 0; i < 4; ++i)
+    if (im.shape[i] != 1 && im.strides[i] != expected[i]) return false;
   return true;
 }
 

@@ -5,6 +5,7 @@
 #include "anvil/autograd/node.h"
 #include "backend/conv_kernels.h"
 #include "ops/checks.h"
+#include "ops/layout.h"
 
 namespace anvil {
 namespace {
@@ -90,32 +91,49 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, Pai
     return conv2d(input.unsqueeze(0), weight, bias, stride, padding, dilation, groups).squeeze(0);
 
   backend::ConvArgs a = make_args(input, weight, bias, stride, padding, dilation, groups);
+  // Channels-last in, channels-last out, as in PyTorch. cuDNN convolves NHWC directly (its
+  // tensor-core kernels are NHWC, so this saves the transposes it would otherwise run); the
+  // CPU kernels are row-major only, and cuDNN has no NHWC float64 backward, so there the
+  // result is converted instead.
+  const bool channels_last =
+      ops::suggest_memory_format({&input}, input.shape()) == MemoryFormat::ChannelsLast;
+  a.channels_last = channels_last && input.device().is_cuda() && input.dtype() != kFloat64;
+  const MemoryFormat format = a.channels_last ? MemoryFormat::ChannelsLast
+                                              : MemoryFormat::Contiguous;
   Tensor x, w, b;
   {
     NoGradGuard no_grad;
-    x = input.contiguous();
-    w = weight.contiguous();
+    x = input.contiguous(format);
+    w = weight.contiguous(format);
     b = bias.defined() ? bias.contiguous() : Tensor();
   }
-  Tensor out = Tensor::empty({a.batch, a.out_channels, a.out_h, a.out_w}, input.options());
+  Tensor out =
+      Tensor::empty({a.batch, a.out_channels, a.out_h, a.out_w}, input.options(), format);
   backend::conv2d_kernels[input.device()](a, out, x, w, b);
+  if (channels_last && !a.channels_last) {
+    NoGradGuard no_grad;
+    out = out.contiguous(MemoryFormat::ChannelsLast);
+  }
 
   bool gx = input.requires_grad(), gw = weight.requires_grad();
   bool gb = bias.defined() && bias.requires_grad();
+  const bool weight_row_major = weight.is_contiguous();
   return autograd::record(
       "Conv2dBackward", out, {input, weight, bias},
-      [a, x, w, gx, gw, gb](const Tensor& grad) -> std::vector<Tensor> {
-        Tensor g = grad.contiguous();
+      [a, x, w, gx, gw, gb, format, weight_row_major](const Tensor& grad) -> std::vector<Tensor> {
+        Tensor g = grad.contiguous(format);
         Tensor dx, dw, db;
         if (gx) {
-          dx = Tensor::empty(x.shape(), x.options());
+          dx = Tensor::empty(x.shape(), x.options(), format);
           backend::conv2d_backward_input_kernels[g.device()](a, dx, g, w);
         }
         if (gw || gb) {
-          Tensor dw_all = Tensor::empty(w.shape(), w.options());
+          Tensor dw_all = Tensor::empty(w.shape(), w.options(), format);
           Tensor db_all = gb ? Tensor::empty({a.out_channels}, w.options()) : Tensor();
           backend::conv2d_backward_weight_kernels[g.device()](a, dw_all, db_all, g, x);
-          if (gw) dw = dw_all;
+          // The gradient takes the parameter's own (row-major) layout: optimizers walk a
+          // parameter and its gradient as one flat run.
+          if (gw) dw = weight_row_major ? dw_all.contiguous() : dw_all;
           db = db_all;
         }
         return {dx, dw, db};

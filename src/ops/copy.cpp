@@ -3,6 +3,7 @@
 #include "anvil/autograd/node.h"
 #include "backend/copy_kernels.h"
 #include "ops/checks.h"
+#include "ops/layout.h"
 
 namespace anvil {
 namespace {
@@ -12,10 +13,26 @@ Device copy_device(const Tensor& dst, const Tensor& src) {
   return dst.device().is_cpu() ? src.device() : dst.device();
 }
 
-Tensor copy_to(const Tensor& src, Device device, DType dtype) {
-  Tensor out = Tensor::empty(src.shape(), TensorOptions(dtype).device(device));
+Tensor copy_to(const Tensor& src, Device device, DType dtype,
+               MemoryFormat format = MemoryFormat::Contiguous) {
+  const TensorOptions options = TensorOptions(dtype).device(device);
+  if (format == MemoryFormat::ChannelsLast) {
+    Tensor out = Tensor::empty(src.shape(), options, format);
+    if (auto flat = ops::flat_channels_last({out, src})) {  // a straight run over memory
+      backend::copy_kernels[copy_device(out, src)]((*flat)[0], (*flat)[1]);
+    } else {
+      backend::copy_kernels[copy_device(out, src)](out, src);
+    }
+    return out;
+  }
+  Tensor out = Tensor::empty(src.shape(), options);
   backend::copy_kernels[copy_device(out, src)](out, src);
   return out;
+}
+
+Tensor record_copy(const Tensor& out, const Tensor& src) {
+  return autograd::record("CloneBackward", out, {src},
+                          [](const Tensor& g) -> std::vector<Tensor> { return {g}; });
 }
 
 }  // namespace
@@ -25,15 +42,21 @@ Tensor Tensor::contiguous() const {
   return clone();
 }
 
-Tensor Tensor::clone() const {
-  Tensor out = copy_to(*this, device(), dtype());
-  return autograd::record("CloneBackward", out, {*this},
-                          [](const Tensor& g) -> std::vector<Tensor> { return {g}; });
+Tensor Tensor::contiguous(MemoryFormat format) const {
+  if (format == MemoryFormat::Contiguous) return contiguous();
+  ANVIL_CHECK(dim() == 4, ShapeError,
+              "contiguous: channels_last needs a 4-D [N, C, H, W] tensor, got shape ",
+              to_string(shape()));
+  if (is_contiguous(format)) return *this;
+  return record_copy(copy_to(*this, device(), dtype(), format), *this);
 }
+
+Tensor Tensor::clone() const { return record_copy(copy_to(*this, device(), dtype()), *this); }
 
 Tensor Tensor::to(DType dt) const {
   if (dt == dtype()) return *this;
-  Tensor out = copy_to(*this, device(), dt);
+  // A channels-last tensor stays channels-last (autocast casts activations this way).
+  Tensor out = copy_to(*this, device(), dt, ops::suggest_memory_format({this}, shape()));
   if (!is_floating(dt)) return out;  // integer results carry no gradient
   // The engine casts the gradient back to the input's dtype.
   return autograd::record("ToCopyBackward", out, {*this},

@@ -8,6 +8,7 @@
 #include "anvil/ops/reduction.h"
 #include "backend/binary_kernels.h"
 #include "ops/checks.h"
+#include "ops/layout.h"
 
 namespace anvil {
 namespace {
@@ -42,9 +43,17 @@ Tensor compute(BinaryOp op, const Tensor& a, const Tensor& b, DType compute_dtyp
   ops::check_same_device({a, b}, name);
   Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
   DType out_dtype = backend::is_comparison(op) ? kBool : compute_dtype;
-  Tensor out = Tensor::empty(shape, TensorOptions(out_dtype).device(a.device()));
+  const TensorOptions options = TensorOptions(out_dtype).device(a.device());
   NoGradGuard no_grad;  // conversions and expansions here are not part of the graph
   Tensor x = a.to(compute_dtype).expand(shape), y = b.to(compute_dtype).expand(shape);
+  if (ops::suggest_memory_format({&a, &b}, shape) == MemoryFormat::ChannelsLast) {
+    Tensor out = Tensor::empty(shape, options, MemoryFormat::ChannelsLast);
+    if (auto flat = ops::flat_channels_last({out, x, y})) {
+      backend::binary_kernels[a.device()](op, (*flat)[0], (*flat)[1], (*flat)[2]);
+      return out;
+    }
+  }
+  Tensor out = Tensor::empty(shape, options);
   backend::binary_kernels[a.device()](op, out, x, y);
   return out;
 }

@@ -5,6 +5,7 @@
 #include "anvil/ops/elementwise.h"
 #include "backend/norm_kernels.h"
 #include "ops/checks.h"
+#include "ops/layout.h"
 
 namespace anvil {
 namespace {
@@ -56,13 +57,20 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
   ANVIL_CHECK(!training || a.batch * a.spatial > 1, ValueError, op,
               ": expected more than 1 value per channel when training, got input shape ",
               to_string(input.shape()));
+  // A channels-last [N, C, H, W] input is, in memory, an [N*H*W, C] matrix: normalised as
+  // that (spatial 1), it and its gradient stay channels-last.
+  const MemoryFormat format = ops::suggest_memory_format({&input}, input.shape());
+  if (format == MemoryFormat::ChannelsLast) {
+    a.batch *= a.spatial;
+    a.spatial = 1;
+  }
 
   const DType stat = input.dtype() == kFloat64 ? kFloat64 : kFloat32;
   auto prepare = [&](const Tensor& t) { return t.defined() ? t.to(stat).contiguous() : Tensor(); };
   Tensor x, w, b, rm, rv;
   {
     NoGradGuard no_grad;
-    x = input.contiguous();
+    x = input.contiguous(format);
     w = prepare(weight);
     b = prepare(bias);
     if (!training) {
@@ -71,7 +79,7 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
     }
   }
   TensorOptions sopts = TensorOptions(stat).device(input.device());
-  Tensor out = Tensor::empty(input.shape(), input.options());
+  Tensor out = Tensor::empty(input.shape(), input.options(), format);
   Tensor save_mean = Tensor::empty({C}, sopts), save_invstd = Tensor::empty({C}, sopts);
   Tensor batch_var = training && running_var.defined() ? Tensor::empty({C}, sopts) : Tensor();
   backend::batch_norm_kernels[input.device()](a, out, save_mean, save_invstd, batch_var, x, w, b,
@@ -86,10 +94,11 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
   bool gb = bias.defined() && bias.requires_grad();
   return autograd::record(
       "BatchNormBackward", out, {input, weight, bias},
-      [a, x, w, save_mean, save_invstd, gx, gw, gb, stat](const Tensor& grad) -> std::vector<Tensor> {
-        Tensor g = grad.to(x.dtype()).contiguous();
+      [a, x, w, save_mean, save_invstd, gx, gw, gb, stat,
+       format](const Tensor& grad) -> std::vector<Tensor> {
+        Tensor g = grad.to(x.dtype()).contiguous(format);
         TensorOptions sopts = TensorOptions(stat).device(g.device());
-        Tensor dx = gx ? Tensor::empty(x.shape(), x.options()) : Tensor();
+        Tensor dx = gx ? Tensor::empty(x.shape(), x.options(), format) : Tensor();
         Tensor dw = gw ? Tensor::empty({a.channels}, sopts) : Tensor();
         Tensor db = gb ? Tensor::empty({a.channels}, sopts) : Tensor();
         backend::batch_norm_backward_kernels[g.device()](a, dx, dw, db, g, x, w, save_mean,

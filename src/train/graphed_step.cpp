@@ -9,10 +9,19 @@ namespace anvil::train {
 struct GraphedStep::Entry {
   Shape x_shape, y_shape;
   DType x_dtype, y_dtype;
+  MemoryFormat x_format;  // a channels-last batch gets a channels-last static input
   int eager_runs = 0;
   Tensor x, y;  // the static inputs the graph reads
   std::unique_ptr<CUDAGraph> graph;
 };
+
+namespace {
+MemoryFormat format_of(const Tensor& t) {
+  return t.is_contiguous(MemoryFormat::ChannelsLast) && !t.is_contiguous()
+             ? MemoryFormat::ChannelsLast
+             : MemoryFormat::Contiguous;
+}
+}  // namespace
 
 GraphedStep::GraphedStep(Device device, StepFn step, SignatureFn signature, bool enabled,
                          int warmup, size_t max_graphs)
@@ -40,7 +49,7 @@ GraphedStep::Entry& GraphedStep::entry_for(const Tensor& x, const Tensor& y) {
   for (auto it = entries_.begin(); it != entries_.end(); ++it) {
     Entry& e = **it;
     if (e.x_shape == x.shape() && e.y_shape == y.shape() && e.x_dtype == x.dtype() &&
-        e.y_dtype == y.dtype()) {
+        e.y_dtype == y.dtype() && e.x_format == format_of(x)) {
       std::rotate(it, it + 1, entries_.end());  // most recently used last
       return *entries_.back();
     }
@@ -51,13 +60,14 @@ GraphedStep::Entry& GraphedStep::entry_for(const Tensor& x, const Tensor& y) {
   e->y_shape = y.shape();
   e->x_dtype = x.dtype();
   e->y_dtype = y.dtype();
+  e->x_format = format_of(x);
   entries_.push_back(std::move(e));
   return *entries_.back();
 }
 
 void GraphedStep::capture(Entry& e) {
   // Static inputs live outside the graph's pool, for as long as the entry.
-  e.x = Tensor::empty(e.x_shape, TensorOptions(e.x_dtype).device(device_));
+  e.x = Tensor::empty(e.x_shape, TensorOptions(e.x_dtype).device(device_), e.x_format);
   e.y = Tensor::empty(e.y_shape, TensorOptions(e.y_dtype).device(device_));
   e.graph = std::make_unique<CUDAGraph>(device_);
   e.graph->capture_begin();

@@ -13,6 +13,7 @@
 #include "anvil/core/device.h"
 #include "anvil/core/dtype.h"
 #include "anvil/core/error.h"
+#include "anvil/core/memory_format.h"
 #include "anvil/core/scalar.h"
 #include "anvil/core/shape.h"
 #include "anvil/core/storage.h"
@@ -52,6 +53,8 @@ class Tensor {
   explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
   // A new tensor of `shape` with uninitialised memory.
   static Tensor empty(const Shape& shape, TensorOptions opts = {});
+  // The same in `format` (ChannelsLast needs 4 dims; throws ShapeError otherwise).
+  static Tensor empty(const Shape& shape, TensorOptions opts, MemoryFormat format);
   // A view of `storage` with the given geometry.
   static Tensor make_view(std::shared_ptr<Storage> storage, Shape shape, Strides strides,
                           int64_t offset, DType dtype);
@@ -70,6 +73,8 @@ class Tensor {
   TensorOptions options() const { return TensorOptions(dtype()).device(device()); }
   size_t element_size() const { return dtype_size(dtype()); }
   bool is_contiguous() const;
+  // Dense in `format`'s order (size-1 dims may have any stride, as in PyTorch).
+  bool is_contiguous(MemoryFormat format) const;
   bool is_floating_point() const { return is_floating(dtype()); }
   const std::shared_ptr<Storage>& storage() const;
   // Address of the first element (storage base + offset).
@@ -119,6 +124,7 @@ class Tensor {
 
   // ---- copies and conversions ----
   Tensor contiguous() const;  // self if already contiguous
+  Tensor contiguous(MemoryFormat format) const;  // self if already dense in `format`
   Tensor clone() const;
   Tensor to(DType dtype) const;  // self if already of that dtype
   Tensor to(Device device) const;

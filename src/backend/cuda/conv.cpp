@@ -21,12 +21,18 @@ namespace anvil::cuda {
 namespace {
 using backend::ConvArgs;
 
+// NHWC memory for channels-last tensors (KRSC for filters), NCHW otherwise; dims are given
+// in N, C, H, W order either way.
+cudnnTensorFormat_t format_of(const ConvArgs& a) {
+  return a.channels_last ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
+}
+
 struct TensorDesc {
   cudnnTensorDescriptor_t d = nullptr;
-  TensorDesc(cudnnDataType_t t, int64_t n, int64_t c, int64_t h, int64_t w) {
+  TensorDesc(cudnnDataType_t t, cudnnTensorFormat_t f, int64_t n, int64_t c, int64_t h,
+             int64_t w) {
     ANVIL_CUDNN_CHECK(cudnnCreateTensorDescriptor(&d));
-    ANVIL_CUDNN_CHECK(
-        cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, t, int(n), int(c), int(h), int(w)));
+    ANVIL_CUDNN_CHECK(cudnnSetTensor4dDescriptor(d, f, t, int(n), int(c), int(h), int(w)));
   }
   ~TensorDesc() { cudnnDestroyTensorDescriptor(d); }
   TensorDesc(const TensorDesc&) = delete;
@@ -35,10 +41,10 @@ struct TensorDesc {
 
 struct FilterDesc {
   cudnnFilterDescriptor_t d = nullptr;
-  FilterDesc(cudnnDataType_t t, int64_t k, int64_t c, int64_t h, int64_t w) {
+  FilterDesc(cudnnDataType_t t, cudnnTensorFormat_t f, int64_t k, int64_t c, int64_t h,
+             int64_t w) {
     ANVIL_CUDNN_CHECK(cudnnCreateFilterDescriptor(&d));
-    ANVIL_CUDNN_CHECK(
-        cudnnSetFilter4dDescriptor(d, t, CUDNN_TENSOR_NCHW, int(k), int(c), int(h), int(w)));
+    ANVIL_CUDNN_CHECK(cudnnSetFilter4dDescriptor(d, t, f, int(k), int(c), int(h), int(w)));
   }
   ~FilterDesc() { cudnnDestroyFilterDescriptor(d); }
   FilterDesc(const FilterDesc&) = delete;
@@ -89,9 +95,10 @@ struct Setup {
         search(dt == kFloat16 || dt == kBFloat16 ? CUDNN_TENSOR_OP_MATH
                : fma_only                        ? CUDNN_FMA_MATH
                                                  : CUDNN_DEFAULT_MATH),
-        x(data_type(dt), a.batch, a.in_channels, a.height, a.width),
-        y(data_type(dt), a.batch, a.out_channels, a.out_h, a.out_w),
-        w(data_type(dt), a.out_channels, a.in_channels / a.groups, a.kernel_h, a.kernel_w),
+        x(data_type(dt), format_of(a), a.batch, a.in_channels, a.height, a.width),
+        y(data_type(dt), format_of(a), a.batch, a.out_channels, a.out_h, a.out_w),
+        w(data_type(dt), format_of(a), a.out_channels, a.in_channels / a.groups, a.kernel_h,
+          a.kernel_w),
         conv(a, dt == kFloat64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT) {
     ANVIL_CUDNN_CHECK(cudnnSetConvolutionMathType(conv.d, search));
   }
@@ -129,7 +136,7 @@ Key key_of(Dir dir, const ConvArgs& a, const Setup& s) {
           s.device,     int64_t(s.dtype), s.fma_only,   a.batch,    a.in_channels,
           a.height,     a.width,      a.out_channels,   a.kernel_h,   a.kernel_w, a.out_h,
           a.out_w,      a.stride_h,   a.stride_w,       a.pad_h,      a.pad_w,    a.dilation_h,
-          a.dilation_w, a.groups};
+          a.dilation_w, a.groups, a.channels_last};
 }
 
 // Runs one convolution direction: the cached choice, or the heuristics' candidates in order
@@ -216,8 +223,12 @@ void conv2d_cuda(const ConvArgs& a, const Tensor& out, const Tensor& input, cons
                                          s.y.d, out.data_ptr());
         });
   }
-  if (bias.defined())
-    add_channel_bias(out, bias, a.batch, a.out_channels, a.out_h * a.out_w);
+  if (bias.defined()) {
+    if (a.channels_last)  // rows of an [N*OH*OW, K] matrix
+      add_channel_bias(out, bias, a.batch * a.out_h * a.out_w, a.out_channels, 1);
+    else
+      add_channel_bias(out, bias, a.batch, a.out_channels, a.out_h * a.out_w);
+  }
 }
 
 void conv2d_backward_input_cuda(const ConvArgs& a, const Tensor& grad_input,
@@ -258,8 +269,12 @@ void conv2d_backward_weight_cuda(const ConvArgs& a, const Tensor& grad_weight,
   check_sizes(a, "conv2d_backward_weight");
   const int device = grad_weight.device().index;
   DeviceGuard guard(device);
-  if (grad_bias.defined())
-    channel_sums(grad_bias, grad_out, a.batch, a.out_channels, a.out_h * a.out_w);
+  if (grad_bias.defined()) {
+    if (a.channels_last)
+      channel_sums(grad_bias, grad_out, a.batch * a.out_h * a.out_w, a.out_channels, 1);
+    else
+      channel_sums(grad_bias, grad_out, a.batch, a.out_channels, a.out_h * a.out_w);
+  }
   if (grad_weight.numel() == 0) return;
   if (grad_out.numel() == 0 || input.numel() == 0) {
     ANVIL_CUDA_CHECK(cudaMemsetAsync(grad_weight.data_ptr(), 0,
