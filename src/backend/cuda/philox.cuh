@@ -1,5 +1,5 @@
 // Philox-4x32-10 on the device, bit for bit anvil::philox4x32 on the host (core/generator.h),
-// and the float32 uniform made from one of its lanes. (random.cu keeps its own copy of these.)
+// and the float32 uniform made from one of its lanes (random.cu and dropout.cu draw with it).
 #pragma once
 #include <cstdint>
 

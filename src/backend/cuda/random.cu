@@ -6,6 +6,7 @@
 // and sin, whose CUDA and glibc versions can differ in the last bit of a double (float32
 // results round those differences away in all but rare cases).
 #include "backend/cuda/launch.cuh"
+#include "backend/cuda/philox.cuh"
 #include "backend/cuda/stream.h"
 #include "backend/random_kernels.h"
 
@@ -16,34 +17,8 @@ using backend::RandomDist;
 
 constexpr double kTwoPi = 6.283185307179586;
 
-struct Philox {
-  uint32_t x[4];
-};
-
-// Philox-4x32-10, as anvil::philox4x32 on the host.
-__device__ inline Philox philox4x32(uint64_t counter_lo, uint64_t counter_hi, uint64_t key) {
-  constexpr uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u;
-  constexpr uint32_t kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;
-  uint32_t c0 = uint32_t(counter_lo), c1 = uint32_t(counter_lo >> 32);
-  uint32_t c2 = uint32_t(counter_hi), c3 = uint32_t(counter_hi >> 32);
-  uint32_t k0 = uint32_t(key), k1 = uint32_t(key >> 32);
-#pragma unroll
-  for (int round = 0; round < 10; ++round) {
-    const uint64_t p0 = uint64_t(kM0) * c0, p1 = uint64_t(kM1) * c2;
-    const uint32_t n0 = uint32_t(p1 >> 32) ^ c1 ^ k0, n1 = uint32_t(p1);
-    const uint32_t n2 = uint32_t(p0 >> 32) ^ c3 ^ k1, n3 = uint32_t(p0);
-    c0 = n0;
-    c1 = n1;
-    c2 = n2;
-    c3 = n3;
-    k0 += kW0;
-    k1 += kW1;
-  }
-  return {{c0, c1, c2, c3}};
-}
-
 __device__ inline double uint32_to_uniform(uint32_t x) {
-  return double(float(x >> 8) * (1.0f / 16777216.0f));
+  return double(uint32_to_uniform_float(x));
 }
 __device__ inline double uint64_to_uniform(uint32_t hi, uint32_t lo) {
   return double(((uint64_t(hi) << 32) | lo) >> 11) * (1.0 / 9007199254740992.0);
@@ -65,7 +40,7 @@ __global__ void random_kernel(RandomParams r, T* y, int64_t n, int per) {
   const uint64_t seed = r.device_state ? r.device_state[0] : r.seed;
   const uint64_t first = r.device_state ? r.device_state[1] + r.first_block : r.first_block;
   ANVIL_GRID_STRIDE(blk, blocks) {
-    const Philox x = philox4x32(first + uint64_t(blk), 0, seed);
+    const PhiloxBlock x = philox4x32(first + uint64_t(blk), 0, seed);
     double v[4];
     if (wide) {
       v[0] = uint64_to_uniform(x.x[0], x.x[1]);
