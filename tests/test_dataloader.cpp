@@ -1,4 +1,5 @@
-// DataLoader: batching, shuffling per epoch, drop_last, prefetch, errors and early stops.
+// DataLoader: batching, shuffling per epoch, drop_last, prefetch, errors and early stops; and
+// the DevicePrefetcher over it on the CPU (its CUDA uploads: test_cuda_prefetch).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -265,4 +266,143 @@ TEST(DataLoader, Errors) {
   EXPECT_TRUE(
       test::throws_with<IndexError>([&] { *it; }, {"DataLoader::Iterator", "past the last batch"}));
   EXPECT_TRUE(test::throws_with<IndexError>([&] { ++it; }, {"past the last batch"}));
+}
+
+// On the CPU the prefetcher hands out the loader's batches themselves, pass for pass.
+TEST(DevicePrefetcher, YieldsTheLoadersBatchesInOrder) {
+  auto ds = numbers(57);
+  for (bool prefetch : {true, false}) {
+    DataLoader loader(ds, {.batch_size = 8, .shuffle = true, .seed = 5, .prefetch = prefetch});
+    DevicePrefetcher batches(loader, kCPU);
+    EXPECT_EQ(batches.size(), 8);
+    EXPECT_EQ(batches.device(), kCPU);
+    for (int64_t epoch = 0; epoch < 3; ++epoch) {
+      const auto plan = loader.batch_indices(epoch);
+      EXPECT_EQ(loader.epoch(), epoch);
+      size_t k = 0;
+      for (Batch& b : batches) {
+        ASSERT_LT(k, plan.size());
+        EXPECT_TRUE(b.input.device().is_cpu());
+        EXPECT_EQ(b.target.to_vector<int64_t>(), plan[k]) << "epoch " << epoch << " batch " << k;
+        EXPECT_TRUE(test::all_close(b.input.select(1, 0), b.target.to(kFloat32), 0, 0));
+        ++k;
+      }
+      EXPECT_EQ(k, plan.size()) << "epoch " << epoch;
+    }
+    EXPECT_EQ(loader.epoch(), 3);
+  }
+  // An empty loader: begin() is end().
+  DataLoader none(numbers(0));
+  DevicePrefetcher empty(none, kCPU);
+  EXPECT_TRUE(empty.begin() == empty.end());
+}
+
+// A pass resumed mid-epoch (as Trainer does after load_checkpoint) goes through the loader.
+TEST(DevicePrefetcher, KeepsTheLoadersEpochAndSkip) {
+  DataLoader loader(numbers(53), {.batch_size = 10, .shuffle = true, .seed = 3});
+  DevicePrefetcher batches(loader, kCPU);
+  const auto plan = loader.batch_indices(4);
+  loader.set_epoch(4);
+  loader.skip_next(3);
+  std::vector<std::vector<int64_t>> seen;
+  for (Batch& b : batches) seen.push_back(b.target.to_vector<int64_t>());
+  EXPECT_EQ(seen, std::vector<std::vector<int64_t>>(plan.begin() + 3, plan.end()));
+  EXPECT_EQ(loader.epoch(), 5);
+  loader.skip_next(6);
+  EXPECT_TRUE(batches.begin() == batches.end());
+}
+
+// Each batch is staged one ahead: when batch k is handed out, batch k + 1 has been asked of
+// the loader (on CUDA, its upload is in flight), and no more.
+TEST(DevicePrefetcher, StagesOneBatchAhead) {
+  auto flaky = std::make_shared<Flaky>(numbers(20), -1);
+  DataLoader loader(flaky, {.batch_size = 2, .prefetch = false});
+  DevicePrefetcher batches(loader, kCPU);
+  auto it = batches.begin();
+  EXPECT_EQ(flaky->calls.load(), 2);
+  EXPECT_EQ(it->target.to_vector<int64_t>(), (std::vector<int64_t>{0, 1}));
+  ++it;
+  EXPECT_EQ(flaky->calls.load(), 3);
+  EXPECT_EQ(it->target.to_vector<int64_t>(), (std::vector<int64_t>{2, 3}));
+}
+
+TEST(DevicePrefetcher, DatasetExceptionSurfacesAtItsBatch) {
+  for (bool prefetch : {true, false}) {
+    // Sample 13 is in batch 3 of 5: batches 0-2 arrive, though batch 3 was staged (and failed)
+    // while batch 2 was handed out.
+    auto flaky = std::make_shared<Flaky>(numbers(20), 13);
+    DataLoader loader(flaky, {.batch_size = 4, .prefetch = prefetch});
+    DevicePrefetcher batches(loader, kCPU);
+    int seen = 0;
+    EXPECT_TRUE(test::throws_with<ValueError>(
+        [&] {
+          for (Batch& b : batches) {
+            EXPECT_EQ(b.target.to_vector<int64_t>()[0], 4 * seen);
+            ++seen;
+          }
+        },
+        {"Flaky", "sample 13"}));
+    EXPECT_EQ(seen, 3) << "prefetch=" << prefetch;
+    // In the first batch: begin() throws; in the second, the first still arrives.
+    auto first = std::make_shared<Flaky>(numbers(20), 0);
+    DataLoader loader0(first, {.batch_size = 4, .prefetch = prefetch});
+    DevicePrefetcher batches0(loader0, kCPU);
+    EXPECT_TRUE(test::throws_with<ValueError>([&] { batches0.begin(); }, {"sample 0"}));
+    auto second = std::make_shared<Flaky>(numbers(20), 5);
+    DataLoader loader1(second, {.batch_size = 4, .prefetch = prefetch});
+    DevicePrefetcher batches1(loader1, kCPU);
+    auto it = batches1.begin();
+    EXPECT_EQ(it->target.to_vector<int64_t>(), (std::vector<int64_t>{0, 1, 2, 3}));
+    EXPECT_TRUE(test::throws_with<ValueError>([&] { ++it; }, {"sample 5"}));
+    EXPECT_TRUE(it == batches1.end());  // the pass is over
+  }
+}
+
+TEST(DevicePrefetcher, EarlyBreakStopsCleanly) {
+  auto flaky = std::make_shared<Flaky>(numbers(1000), -1);
+  DataLoader loader(flaky, {.batch_size = 10, .shuffle = true});
+  DevicePrefetcher batches(loader, kCPU);
+  for (int rep = 0; rep < 20; ++rep) {
+    int k = 0;
+    for (Batch& b : batches) {
+      (void)b;
+      if (++k == 2) break;
+    }
+  }
+  // Each pass ran at most 2 taken + 1 staged + 2 queued + 1 in flight batches, far from 100.
+  EXPECT_LE(flaky->calls.load(), 20 * 6);
+  EXPECT_EQ(loader.epoch(), 20);
+  EXPECT_THROW(
+      {
+        for (Batch& b : batches) {
+          (void)b;
+          throw std::runtime_error("body");
+        }
+      },
+      std::runtime_error);
+  { auto it = batches.begin(); }  // started, never advanced, dropped
+  // Iterator copies share the pass.
+  auto it = batches.begin();
+  auto copy = it;
+  ++copy;
+  EXPECT_EQ(it->target.to_vector<int64_t>(), copy->target.to_vector<int64_t>());
+  // The next pass is whole.
+  int n = 0;
+  for (Batch& b : batches) n += int(b.target.size(0));
+  EXPECT_EQ(n, 1000);
+}
+
+TEST(DevicePrefetcher, Errors) {
+  DataLoader loader(numbers(1));
+  DevicePrefetcher batches(loader, kCPU);
+  auto it = batches.begin();
+  ++it;
+  EXPECT_TRUE(it == batches.end());
+  EXPECT_TRUE(test::throws_with<IndexError>([&] { *it; },
+                                            {"DevicePrefetcher::Iterator", "past the last batch"}));
+  EXPECT_TRUE(test::throws_with<IndexError>([&] { ++it; }, {"past the last batch"}));
+  // A CUDA device this machine (or build) lacks.
+  const Device missing(DeviceKind::CUDA, cuda_device_count());
+  EXPECT_TRUE(test::throws_with<DeviceError>([&] { (void)DevicePrefetcher(loader, missing); },
+                                             {"DevicePrefetcher", missing.str()}));
 }

@@ -111,6 +111,10 @@ void Trainer::run_callbacks(const std::function<void(Callback&)>& fn) {
   for (auto& cb : callbacks_) fn(*cb);
 }
 
+data::DevicePrefetcher Trainer::device_batches(data::DataLoader& loader) const {
+  return data::DevicePrefetcher(loader, options_.prefetch_to_device ? options_.device : kCPU);
+}
+
 const History& Trainer::fit(data::DataLoader& train, int64_t epochs, data::DataLoader* validation) {
   ANVIL_CHECK(epochs >= 0, ValueError, "fit: epochs must be >= 0, got ", epochs);
   stop_ = false;
@@ -147,7 +151,9 @@ const History& Trainer::fit(data::DataLoader& train, int64_t epochs, data::DataL
     pass_epoch_ = train.epoch();
     in_epoch_ = true;
     optimizer_->zero_grad();
-    for (data::Batch& b : train) {
+    // On CUDA each batch arrives on the device, its upload having overlapped the step before;
+    // a replayed graph then copies it into its static inputs, device to device.
+    for (data::Batch& b : device_batches(train)) {
       ++batch_index;
       const int64_t n = b.input.size(0);
       samples += n;
@@ -369,7 +375,7 @@ Logs Trainer::evaluate(data::DataLoader& data) {
   std::vector<Tensor> outs, targets;
   Tensor loss_sum = zeros({}, TensorOptions(kFloat64).device(options_.device));
   int64_t samples = 0;
-  for (data::Batch& b : data) {
+  for (data::Batch& b : device_batches(data)) {
     Tensor x = b.input.to(options_.device), y = b.target.to(options_.device);
     Tensor out = (*model_)(x);
     add_(loss_sum, mul(loss_->forward(out, match_target(out, y)).to(kFloat64), double(x.size(0))));
@@ -401,7 +407,8 @@ Tensor Trainer::predict(data::DataLoader& data) {
   NoGradGuard no_grad;
   model_->eval();
   std::vector<Tensor> outs;
-  for (data::Batch& b : data) outs.push_back((*model_)(b.input.to(options_.device)).cpu());
+  for (data::Batch& b : device_batches(data))
+    outs.push_back((*model_)(b.input.to(options_.device)).cpu());
   ANVIL_CHECK(!outs.empty(), ValueError, "predict: the data loader yielded no batches");
   return cat(outs, 0);
 }

@@ -1,8 +1,9 @@
-// Datasets and the DataLoader (anvil::data).
+// Datasets, the DataLoader and the DevicePrefetcher (anvil::data).
 #pragma once
 #include "anvil/data/csv.h"
 #include "anvil/data/dataloader.h"
 #include "anvil/data/dataset.h"
+#include "anvil/data/device_prefetcher.h"
 #include "anvil/data/fashion_mnist.h"
 #include "anvil/data/idx.h"
 #include "anvil/data/sampler.h"

@@ -41,7 +41,8 @@ class GraphedStep {
   ~GraphedStep();
 
   // One step on (x, y), from the host or the device. Replays copy them into the graph's
-  // static inputs first (the only host-to-device traffic of a replayed step).
+  // static inputs first: the batch is all a replayed step moves (host to device, or device to
+  // device when data::DevicePrefetcher has uploaded it already).
   void operator()(const Tensor& x, const Tensor& y);
   // Forgets every graph (the next calls warm up and capture again).
   void reset();

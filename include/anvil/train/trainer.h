@@ -14,6 +14,7 @@
 
 #include "anvil/amp/grad_scaler.h"
 #include "anvil/data/dataloader.h"
+#include "anvil/data/device_prefetcher.h"
 #include "anvil/nn/losses.h"
 #include "anvil/nn/module.h"
 #include "anvil/optim/optimizer.h"
@@ -38,6 +39,10 @@ struct TrainerOptions {
   // CUDA graph launch (see GraphedStep). Needs grad_accumulation == 1 and an optimizer other
   // than L-BFGS; otherwise, or when false (for debugging), steps run eagerly.
   bool cuda_graphs = true;
+  // On a CUDA device, upload each batch on a copy stream while the step on the batch before
+  // it runs (data::DevicePrefetcher; fit, evaluate and predict). False, for debugging: each
+  // batch is uploaded on the compute stream as its step starts. The results are the same.
+  bool prefetch_to_device = true;
   // Mixed precision: kBFloat16 or kFloat16 runs the forward pass and loss under amp::autocast
   // with that dtype (float32 master weights); float16 also scales the loss with an
   // amp::GradScaler, whose state goes into checkpoints. Unset: plain float32.
@@ -117,6 +122,9 @@ class Trainer {
 
  private:
   void run_callbacks(const std::function<void(Callback&)>& fn);
+  // The batches of `loader` where the steps take them: on the device, uploaded one ahead,
+  // with prefetch_to_device; as the loader makes them otherwise.
+  data::DevicePrefetcher device_batches(data::DataLoader& loader) const;
   // The loss of one batch (and its share of the epoch's running loss and accuracy sums).
   Tensor forward_loss(const Tensor& x, const Tensor& y);
   // Backward of a loss (scaled when a GradScaler is in use).
