@@ -5,6 +5,7 @@
 //
 //   build/bench/bench_train_step [mlp cnn] [--device=cuda] [--steps=50] [--warm=15]
 //                                [--modes=eager,graph] [--tf32=1]
+//                                [--cudnn-benchmark=0]
 //
 // Mode "graph" replays each step as one CUDA graph launch after warm-up (train::GraphedStep);
 // each line also gives the caching allocator's statistics (cudaMalloc calls after warm-up
@@ -98,12 +99,14 @@ int main(int argc, char** argv) {
   int steps = 50, warm = 15;
   std::vector<std::string> modes = {"eager", "graph"};
   bool tf32 = true;  // torch_reference.py turns TF32 on for matmuls and convolutions
+  bool cudnn_benchmark = false;  // torch.backends.cudnn.benchmark; off by default, as in PyTorch
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a.rfind("--device=", 0) == 0) device = a.substr(9);
     else if (a.rfind("--steps=", 0) == 0) steps = std::stoi(a.substr(8));
     else if (a.rfind("--warm=", 0) == 0) warm = std::stoi(a.substr(7));
     else if (a.rfind("--tf32=", 0) == 0) tf32 = a.substr(7) != "0";
+    else if (a.rfind("--cudnn-benchmark=", 0) == 0) cudnn_benchmark = a.substr(18) != "0";
     else if (a.rfind("--modes=", 0) == 0) {
       modes.clear();
       std::string list = a.substr(8);
@@ -118,6 +121,7 @@ int main(int argc, char** argv) {
   if (names.empty()) names = {"mlp", "cnn"};
   Device d(device);
   set_allow_tf32(tf32);
+  set_cudnn_benchmark(cudnn_benchmark);  // the eager warm-up steps time the convolutions
   for (const auto& name : names) {
     if (name != "mlp" && name != "cnn" && name != "resnet18") {
       std::printf("{\"workload\": \"%s\", \"mode\": \"anvil-eager\", \"error\": \"not supported yet\"}\n",
@@ -158,13 +162,14 @@ int main(int argc, char** argv) {
           "\"median_step_ms\": %.4f, \"pipelined_step_ms\": %.4f, \"units_per_s\": %.0f, "
           "\"params\": %lld, \"warm_s\": %.1f, \"final_loss\": %.4f, \"graph_replays\": %lld, "
           "\"peak_mem_mb\": %.0f, \"reserved_mb\": %.0f, \"cuda_mallocs\": %lld, "
-          "\"cuda_mallocs_after_warmup\": %lld, \"tf32\": %d, \"graph_nodes\": %zu}\n",
+          "\"cuda_mallocs_after_warmup\": %lld, \"tf32\": %d, \"cudnn_benchmark\": %d, "
+          "\"graph_nodes\": %zu}\n",
           name.c_str(), mode.c_str(), d.str().c_str(), ms[ms.size() / 2], pipelined,
           double(w.units) / (pipelined / 1e3), (long long)w.model->num_parameters(), warm_s,
           final_loss, (long long)graphed.replays(), double(end.peak_allocated_bytes) / (1 << 20),
           double(end.reserved_bytes) / (1 << 20), (long long)end.num_device_mallocs,
           (long long)(end.num_device_mallocs - after_warmup.num_device_mallocs), int(tf32),
-          graphed.graph_nodes());
+          int(cudnn_benchmark), graphed.graph_nodes());
       if (const char* dir = std::getenv("ANVIL_BENCH_DUMP_GRAPHS"))  // the kernels of one step
         graphed.debug_dump(std::string(dir) + "/" + name + ".dot");
       if (mode == "graph" && !graphed.enabled())

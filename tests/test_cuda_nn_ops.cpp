@@ -591,3 +591,47 @@ TEST_F(CudaNnOps, ConvTrainingStepReplaysFromAGraph) {
 }
 
 }  // namespace
+
+// cuDNN benchmark mode on, TF32 off, for one scope.
+struct CudnnBenchmarkScope {
+  bool tf32 = allow_tf32();
+  CudnnBenchmarkScope() {
+    set_cudnn_benchmark(true);
+    set_allow_tf32(false);
+  }
+  ~CudnnBenchmarkScope() {
+    set_cudnn_benchmark(false);
+    set_allow_tf32(tf32);
+  }
+  CudnnBenchmarkScope(const CudnnBenchmarkScope&) = delete;
+  CudnnBenchmarkScope& operator=(const CudnnBenchmarkScope&) = delete;
+};
+
+TEST_F(CudaNnOps, Conv2dInCudnnBenchmarkModeMatchesCpu) {
+  // Each geometry twice: the first call times the algorithms (Find overwrites the output before
+  // the chosen one writes it), the second takes the cached choice. 1 -> 32 channels is the
+  // 3x3 whose heuristic backward-filter pick is slow; float32 must keep FMA math.
+  const CudnnBenchmarkScope benchmark;
+  struct Case {
+    Shape x, w;
+    bool channels_last;
+  };
+  const Case cases[] = {{{8, 1, 28, 28}, {32, 1, 3, 3}, false},
+                        {{4, 16, 12, 12}, {32, 16, 3, 3}, false},
+                        {{4, 16, 12, 12}, {32, 16, 3, 3}, true}};
+  for (DType dt : {kFloat32, kBFloat16})
+    for (const Case& c : cases)
+      for (int rep = 0; rep < 2; ++rep) {
+        SCOPED_TRACE(std::string(dtype_name(dt)) + " " + to_string(c.x) +
+                     (c.channels_last ? " channels-last" : "") + " rep " + std::to_string(rep));
+        const int64_t fan_in = c.w[1] * c.w[2] * c.w[3];
+        EXPECT_TRUE(same_on_cuda(
+            [&](const std::vector<Tensor>& v) {
+              const Tensor x =
+                  c.channels_last ? v[0].contiguous(MemoryFormat::ChannelsLast) : v[0];
+              return conv2d(x, v[1], v[2], {1, 1}, {1, 1});
+            },
+            {rnd(c.x, 91, dt), rnd(c.w, 92, dt), rnd({c.w[0]}, 93, dt)}, tol_for(dt, fan_in),
+            {tol_for(dt, c.w[0] * c.w[2] * c.w[3]), tol_for(dt, c.x[0] * c.x[2] * c.x[3])}));
+      }
+}

@@ -4,6 +4,7 @@
 #include "anvil/autograd/node.h"
 #include "anvil/amp/amp.h"
 #include "anvil/core/cuda_graph.h"
+#include "anvil/core/cudnn_benchmark.h"
 #include "anvil/core/determinism.h"
 #include "anvil/core/device.h"
 #include "anvil/core/dtype.h"

@@ -1,17 +1,26 @@
 // CUDA 2-D convolution through cuDNN's convolution API: forward, backward data and backward
 // filter, with groups and dilation. float32 runs FMA-only kernels (exact float32, no TF32)
 // unless set_allow_tf32(true); float64 computes in double; float16/bfloat16 in float.
-// Algorithms come from cuDNN's heuristics (Get*Algorithm_v7, a host-side query that neither
-// benchmarks nor waits for the device, unlike cudnnFind*): the first candidate that runs is
-// cached per geometry, dtype and direction, so the search runs once per shape; a warm-up step
-// runs it before a graph capture. Workspaces come from the caching allocator for each call and
-// all work runs on current_stream(). The bias and its gradient are our kernels.
+// The algorithm of each geometry, dtype, direction and layout is chosen on its first call and
+// cached, in one of two ways:
+// - by default, from cuDNN's heuristics (Get*Algorithm_v7, a host-side query that neither
+//   benchmarks nor waits for the device): the first candidate that runs;
+// - with set_cudnn_benchmark(true), by timing the candidates on the real buffers (Find*Ex,
+//   which overwrites the output and waits for the device) and taking the fastest. A first call
+//   inside a CUDA graph capture falls back to the heuristics, so a warm-up step runs it first.
+// Both honour deterministic mode and FMA-only float32. Workspaces come from the caching
+// allocator for each call and all work runs on current_stream(). The bias and its gradient
+// are our kernels.
+#include <algorithm>
 #include <climits>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <vector>
 
+#include "anvil/core/cudnn_benchmark.h"
 #include "anvil/core/determinism.h"
+#include "backend/cuda/capture.h"
 #include "backend/conv_kernels.h"
 #include "backend/cuda/handles.h"
 #include "backend/cuda/nn_helpers.h"
@@ -131,35 +140,106 @@ std::map<Key, Choice>& choices() {
   return *cache;
 }
 
-Key key_of(Dir dir, const ConvArgs& a, const Setup& s) {
-  return {int64_t(dir), are_deterministic_algorithms_enabled(),
-          s.device,     int64_t(s.dtype), s.fma_only,   a.batch,    a.in_channels,
-          a.height,     a.width,      a.out_channels,   a.kernel_h,   a.kernel_w, a.out_h,
-          a.out_w,      a.stride_h,   a.stride_w,       a.pad_h,      a.pad_w,    a.dilation_h,
-          a.dilation_w, a.groups, a.channels_last};
+// `benchmark`: whether benchmark mode chose it, so that switching the mode chooses again.
+Key key_of(Dir dir, bool benchmark, const ConvArgs& a, const Setup& s) {
+  const bool deterministic = are_deterministic_algorithms_enabled();
+  return {int64_t(dir), benchmark,     deterministic, s.device,   int64_t(s.dtype), s.fma_only,
+          a.batch,      a.in_channels, a.height,      a.width,    a.out_channels,   a.kernel_h,
+          a.kernel_w,   a.out_h,       a.out_w,       a.stride_h, a.stride_w,       a.pad_h,
+          a.pad_w,      a.dilation_h,  a.dilation_w,  a.groups,   a.channels_last};
 }
 
-// Runs one convolution direction: the cached choice, or the heuristics' candidates in order
-// until one runs. `heuristics(count, &returned, perf)` lists candidates, `workspace(algo, &bytes)`
-// sizes one, `exec(algo, ws, bytes)` runs it (all return cudnnStatus_t).
-template <class Perf, int kCount, class Heuristics, class Workspace, class Exec>
+// The most workspace benchmark mode offers cuDNN's Find*: the largest any algorithm asks for,
+// up to this cap.
+constexpr size_t kMaxFindWorkspace = size_t(256) << 20;
+
+// Times the candidates with `find(count, &returned, perf, ws, bytes)` and returns the fastest
+// allowed one, or nullopt if none is (or no workspace could be had).
+template <class Perf, int kCount, class Workspace, class Find>
+std::optional<Choice> benchmark_choice(const Setup& s, Workspace workspace, Find find) {
+  ANVIL_CUDNN_CHECK(cudnnSetConvolutionMathType(s.conv.d, s.search));
+  size_t bytes = 0;
+  for (int algo = 0; algo < kCount; ++algo) {
+    size_t b = 0;
+    if (workspace(algo, &b) == CUDNN_STATUS_SUCCESS) bytes = std::max(bytes, b);
+  }
+  bytes = std::min(bytes, kMaxFindWorkspace);
+  Tensor ws;
+  try {
+    ws = library_workspace(s.device, bytes);
+  } catch (const DeviceError&) {
+    cudaGetLastError();  // out of memory: time only the algorithms that need no workspace
+    bytes = 0;
+  }
+  Perf perf[kCount];
+  int returned = 0;
+  if (find(kCount, &returned, perf, workspace_ptr(ws), bytes) != CUDNN_STATUS_SUCCESS) {
+    cudaGetLastError();
+    return std::nullopt;
+  }
+  const bool deterministic = are_deterministic_algorithms_enabled();
+  for (int i = 0; i < returned; ++i) {  // sorted fastest first
+    if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
+    if (deterministic && perf[i].determinism != CUDNN_DETERMINISTIC) continue;
+    if (s.fma_only && perf[i].mathType != CUDNN_FMA_MATH) continue;
+    return Choice{int(perf[i].algo), perf[i].mathType};
+  }
+  return std::nullopt;
+}
+
+// Runs one convolution direction: the cached choice, or else a new one that is cached. With
+// benchmark mode on (outside a graph capture) the choice is the fastest that `find` times;
+// otherwise, or if that fails, the heuristics' candidates are tried in order until one runs.
+// `heuristics(count, &returned, perf)` lists candidates, `workspace(algo, &bytes)` sizes one,
+// `find(count, &returned, perf, ws, bytes)` times them, `exec(algo, ws, bytes)` runs one (all
+// return cudnnStatus_t).
+template <class Perf, int kCount, class Heuristics, class Workspace, class Find, class Exec>
 void convolve(Dir dir, const char* op, const ConvArgs& a, Setup& s, Heuristics heuristics,
-              Workspace workspace, Exec exec) {
-  const Key key = key_of(dir, a, s);
-  {
-    std::unique_lock<std::mutex> lock(g_choice_mutex);
+              Workspace workspace, Find find, Exec exec) {
+  auto run = [&](const Choice& c) {
+    ANVIL_CUDNN_CHECK(cudnnSetConvolutionMathType(s.conv.d, c.math));
+    size_t bytes = 0;
+    cudnnStatus_t st = workspace(c.algo, &bytes);
+    if (st != CUDNN_STATUS_SUCCESS) return st;
+    const Tensor ws = library_workspace(s.device, bytes);
+    return exec(c.algo, workspace_ptr(ws), bytes);
+  };
+  auto cached = [&](const Key& key) -> std::optional<Choice> {
+    std::lock_guard<std::mutex> lock(g_choice_mutex);
     auto it = choices().find(key);
-    if (it != choices().end()) {
-      const Choice c = it->second;
-      lock.unlock();
-      ANVIL_CUDNN_CHECK(cudnnSetConvolutionMathType(s.conv.d, c.math));
-      size_t bytes = 0;
-      ANVIL_CUDNN_CHECK(workspace(c.algo, &bytes));
-      const Tensor ws = library_workspace(s.device, bytes);
-      check_cudnn(exec(c.algo, workspace_ptr(ws), bytes), op);
-      return;
+    if (it == choices().end()) return std::nullopt;
+    return it->second;
+  };
+  auto remember = [&](const Key& key, Choice c) {
+    std::lock_guard<std::mutex> lock(g_choice_mutex);
+    choices()[key] = c;
+  };
+
+  bool benchmark = cudnn_benchmark_enabled();
+  Key key = key_of(dir, benchmark, a, s);
+  std::optional<Choice> c = cached(key);
+  if (!c && benchmark && stream_is_capturing()) {  // Find waits for the device: not in a graph
+    benchmark = false;
+    key = key_of(dir, false, a, s);
+    c = cached(key);
+  }
+  if (c) {
+    check_cudnn(run(*c), op);
+    return;
+  }
+  if (benchmark) {
+    if (const std::optional<Choice> best = benchmark_choice<Perf, kCount>(s, workspace, find)) {
+      try {
+        if (run(*best) == CUDNN_STATUS_SUCCESS) {
+          remember(key, *best);
+          return;
+        }
+      } catch (const DeviceError&) {
+        cudaGetLastError();  // no memory for its workspace: fall back to the heuristics
+      }
     }
   }
+
   Perf perf[kCount];
   int returned = 0;
   ANVIL_CUDNN_CHECK(heuristics(kCount, &returned, perf));
@@ -184,8 +264,7 @@ void convolve(Dir dir, const char* op, const ConvArgs& a, Setup& s, Heuristics h
     }
     last = exec(algo, workspace_ptr(ws), bytes);
     if (last == CUDNN_STATUS_SUCCESS) {
-      std::lock_guard<std::mutex> lock(g_choice_mutex);
-      choices()[key] = Choice{algo, math};
+      remember(key, Choice{algo, math});
       return;
     }
     if (last != CUDNN_STATUS_NOT_SUPPORTED && last != CUDNN_STATUS_BAD_PARAM) check_cudnn(last, op);
@@ -215,6 +294,11 @@ void conv2d_cuda(const ConvArgs& a, const Tensor& out, const Tensor& input, cons
         [&](int algo, size_t* bytes) {
           return cudnnGetConvolutionForwardWorkspaceSize(
               h, s.x.d, s.w.d, s.conv.d, s.y.d, cudnnConvolutionFwdAlgo_t(algo), bytes);
+        },
+        [&](int n, int* ret, cudnnConvolutionFwdAlgoPerf_t* p, void* ws, size_t bytes) {
+          return cudnnFindConvolutionForwardAlgorithmEx(
+              h, s.x.d, input.data_ptr(), s.w.d, weight.data_ptr(), s.conv.d, s.y.d,
+              out.data_ptr(), n, ret, p, ws, bytes);
         },
         [&](int algo, void* ws, size_t bytes) {
           return cudnnConvolutionForward(h, s.one(), s.x.d, input.data_ptr(), s.w.d,
@@ -255,6 +339,11 @@ void conv2d_backward_input_cuda(const ConvArgs& a, const Tensor& grad_input,
         return cudnnGetConvolutionBackwardDataWorkspaceSize(
             h, s.w.d, s.y.d, s.conv.d, s.x.d, cudnnConvolutionBwdDataAlgo_t(algo), bytes);
       },
+      [&](int n, int* ret, cudnnConvolutionBwdDataAlgoPerf_t* p, void* ws, size_t bytes) {
+        return cudnnFindConvolutionBackwardDataAlgorithmEx(
+            h, s.w.d, weight.data_ptr(), s.y.d, grad_out.data_ptr(), s.conv.d, s.x.d,
+            grad_input.data_ptr(), n, ret, p, ws, bytes);
+      },
       [&](int algo, void* ws, size_t bytes) {
         return cudnnConvolutionBackwardData(h, s.one(), s.w.d, weight.data_ptr(), s.y.d,
                                             grad_out.data_ptr(), s.conv.d,
@@ -293,6 +382,11 @@ void conv2d_backward_weight_cuda(const ConvArgs& a, const Tensor& grad_weight,
       [&](int algo, size_t* bytes) {
         return cudnnGetConvolutionBackwardFilterWorkspaceSize(
             h, s.x.d, s.y.d, s.conv.d, s.w.d, cudnnConvolutionBwdFilterAlgo_t(algo), bytes);
+      },
+      [&](int n, int* ret, cudnnConvolutionBwdFilterAlgoPerf_t* p, void* ws, size_t bytes) {
+        return cudnnFindConvolutionBackwardFilterAlgorithmEx(
+            h, s.x.d, input.data_ptr(), s.y.d, grad_out.data_ptr(), s.conv.d, s.w.d,
+            grad_weight.data_ptr(), n, ret, p, ws, bytes);
       },
       [&](int algo, void* ws, size_t bytes) {
         return cudnnConvolutionBackwardFilter(h, s.one(), s.x.d, input.data_ptr(), s.y.d,
