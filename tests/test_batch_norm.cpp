@@ -120,6 +120,36 @@ TEST(BatchNorm, MatchesTorch) {
                                   [](auto& v) { return batch_norm(v[0], Tensor(), Tensor(), Tensor(), Tensor(), true); }));
 }
 
+TEST(BatchNorm, BatchNormReluMatchesTorch) {
+  // relu(bn(x) + residual): what ResNet blocks compute (fused on CUDA, composed here).
+  Tensor x = u32({4, 3, 5, 5}, 20), r = u32({4, 3, 5, 5}, 21);
+  Tensor w = u32({3}, 22, 0.5, 1.5), b = u32({3}, 23);
+  EXPECT_TRUE(test::matches_torch(
+      "F.relu(F.batch_norm(a, None, None, b, c, training=True) + d)", {x, w, b, r},
+      [](auto& v) {
+        return batch_norm_relu(v[0], Tensor(), Tensor(), v[1], v[2], true, 0.1, 1e-5, v[3]);
+      }));
+  EXPECT_TRUE(test::matches_torch(
+      "F.relu(F.batch_norm(a, None, None, b, c, training=True))", {x, w, b}, [](auto& v) {
+        return batch_norm_relu(v[0], Tensor(), Tensor(), v[1], v[2], true);
+      }));
+}
+
+TEST(BatchNorm, BatchNormReluGradcheckAndErrors) {
+  Tensor x = test::uniform({3, 2, 2, 3}, 24).requires_grad_();
+  Tensor r = test::uniform({3, 2, 2, 3}, 25).requires_grad_();
+  Tensor w = test::uniform({2}, 26, 0.5, 1.5).requires_grad_();
+  Tensor b = test::uniform({2}, 27).requires_grad_();
+  EXPECT_TRUE(test::gradcheck(
+      [](auto& v) {
+        return batch_norm_relu(v[0], Tensor(), Tensor(), v[1], v[2], true, 0.1, 1e-5, v[3]);
+      },
+      {x, w, b, r}));
+  EXPECT_TRUE(test::throws_with<ShapeError>(
+      [&] { batch_norm_relu(x, Tensor(), Tensor(), w, b, true, 0.1, 1e-5, r.narrow(0, 0, 2)); },
+      {"batch_norm_relu", "residual", "[3, 2, 2, 3]", "[2, 2, 2, 3]"}));
+}
+
 TEST(BatchNorm, HalfPrecision) {
   Tensor x = u32({4, 3, 5, 5}, 1), w = u32({3}, 2, 0.5, 1.5), b = u32({3}, 3);
   Tensor ref = batch_norm(x, Tensor(), Tensor(), w, b, true);

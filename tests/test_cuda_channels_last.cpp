@@ -8,6 +8,7 @@ using namespace anvil;
 
 namespace {
 
+using test::poison_device_cache;
 using test::rnd;
 using test::same_on_cuda;
 using test::Tol;
@@ -101,10 +102,69 @@ TEST_F(CudaChannelsLast, BatchNormMatchesTheCpu) {
     }
 }
 
+TEST_F(CudaChannelsLast, BatchNormReluFusedMatchesTheExactComposition) {
+  // cuDNN's fused BN + ReLU (+ residual) for 16-bit channels-last training input against the
+  // composed relu(batch_norm(x) + residual) in float64 on the CPU: output, every gradient,
+  // running statistics. The reference is exact rather than 16-bit because the fused kernel
+  // rounds once where the composed 16-bit ops round after each op: a pre-activation within a
+  // rounding of 0 would take the other ReLU branch there. float32 is declined by the fused
+  // kernels and composed on the GPU too.
+  auto to64 = [](const Tensor& t) { return t.defined() ? t.cpu().to(kFloat64) : Tensor(); };
+  for (DType dt : {kBFloat16, kFloat16, kFloat32})
+    for (bool with_residual : {false, true}) {
+      SCOPED_TRACE(std::string(dtype_name(dt)) + (with_residual ? " with residual" : ""));
+      const Shape shape{8, 32, 6, 5};
+      const int64_t per_channel = 8 * 6 * 5;
+      const Tensor x = rnd(shape, 32, dt, -2, 3), r = rnd(shape, 35, dt);
+      const Tensor w = rnd({32}, 33, kFloat32, 0.5, 1.5), b = rnd({32}, 34, kFloat32);
+      const Tensor g = rnd(shape, 36, dt);
+      const Tensor rm = rnd({32}, 30, kFloat32), rv = rnd({32}, 31, kFloat32, 0.5, 2);
+      struct Run {
+        Tensor out, dx, dw, db, dr, rm, rv;
+        std::string node;
+      };
+      auto run = [&](Device d, DType data, DType stats) {
+        Run o;
+        Tensor xl = x.to(d, data).contiguous(kCL).detach().requires_grad_();
+        Tensor rl = r.to(d, data).contiguous(kCL).detach().requires_grad_();
+        Tensor wl = w.to(d, stats).detach().requires_grad_();
+        Tensor bl = b.to(d, stats).detach().requires_grad_();
+        o.rm = rm.to(d, stats).clone();
+        o.rv = rv.to(d, stats).clone();
+        o.out = batch_norm_relu(xl, o.rm, o.rv, wl, bl, true, 0.1, 1e-5,
+                                with_residual ? rl : Tensor());
+        o.node = o.out.grad_fn()->name();
+        o.out.backward(g.to(d, data).contiguous(kCL));
+        o.dx = xl.grad();
+        o.dw = wl.grad();
+        o.db = bl.grad();
+        if (with_residual) o.dr = rl.grad();
+        return o;
+      };
+      const Run want = run(kCPU, kFloat64, kFloat64);
+      poison_device_cache();
+      const Run got = run(kCUDA, dt, kFloat32);
+      EXPECT_EQ(got.node, dt == kFloat32 ? "ReluBackward" : "BatchNormReluBackward");
+      EXPECT_TRUE(got.out.is_contiguous(kCL) && !got.out.is_contiguous());
+      const Tol t = dt == kFloat32 ? Tol{1e-5, 1e-5} : tol_for(dt);
+      const Tol param = tol_for(dt == kFloat32 ? kFloat32 : dt, per_channel);
+      EXPECT_TRUE(test::all_close(to64(got.out), want.out, t.rtol, t.atol)) << "output";
+      EXPECT_TRUE(test::all_close(to64(got.dx), want.dx, t.rtol, t.atol)) << "grad of x";
+      EXPECT_TRUE(test::all_close(to64(got.dw), want.dw, param.rtol, param.atol)) << "grad of w";
+      EXPECT_TRUE(test::all_close(to64(got.db), want.db, param.rtol, param.atol)) << "grad of b";
+      if (with_residual) {
+        EXPECT_TRUE(test::all_close(to64(got.dr), want.dr, t.rtol, t.atol)) << "grad of residual";
+      }
+      EXPECT_TRUE(test::all_close(to64(got.rm), want.rm, 1e-5, 1e-6)) << "running_mean";
+      EXPECT_TRUE(test::all_close(to64(got.rv), want.rv, 1e-5, 1e-6)) << "running_var";
+    }
+}
+
 TEST_F(CudaChannelsLast, ResNetBlockTrainsAsItDoesRowMajor) {
   // One ResNet basic block (conv-BN-ReLU-conv-BN + shortcut, ReLU) and an SGD step, fed
-  // channels-last and row-major on the GPU: the same loss and parameters to rounding.
-  auto run = [](MemoryFormat format) {
+  // channels-last and row-major on the GPU: the same losses and parameters to rounding. Under
+  // bfloat16 autocast the channels-last run takes cuDNN's fused BN + ReLU (+ residual) kernels.
+  auto run = [](MemoryFormat format, std::optional<DType> cast) {
     manual_seed(0);
     auto block = std::make_shared<nn::BasicBlock>(16, 32, 2);
     block->to(kCUDA);
@@ -113,8 +173,13 @@ TEST_F(CudaChannelsLast, ResNetBlockTrainsAsItDoesRowMajor) {
     std::vector<double> losses;
     for (int i = 0; i < 3; ++i) {
       opt.zero_grad();
-      Tensor y = (*block)(x);
-      Tensor loss = mean(mul(y, y));
+      Tensor loss;
+      {
+        std::optional<amp::autocast> guard;
+        if (cast) guard.emplace(DeviceKind::CUDA, *cast);
+        Tensor y = (*block)(x).to(kFloat32);
+        loss = mean(mul(y, y));
+      }
       loss.backward();
       opt.step();
       losses.push_back(loss.item<double>());
@@ -123,11 +188,20 @@ TEST_F(CudaChannelsLast, ResNetBlockTrainsAsItDoesRowMajor) {
     for (const Tensor& p : block->parameters()) params.push_back(p.detach().cpu());
     return std::make_pair(losses, params);
   };
-  auto [cl_losses, cl_params] = run(kCL);
-  auto [rm_losses, rm_params] = run(MemoryFormat::Contiguous);
-  for (size_t i = 0; i < cl_losses.size(); ++i) EXPECT_NEAR(cl_losses[i], rm_losses[i], 1e-5);
-  for (size_t i = 0; i < cl_params.size(); ++i)
-    EXPECT_TRUE(test::all_close(cl_params[i], rm_params[i], 1e-4, 1e-5)) << "parameter " << i;
+  struct Case {
+    std::optional<DType> cast;
+    double loss_rtol, rtol, atol;
+  };
+  for (const Case& c : {Case{std::nullopt, 1e-5, 1e-4, 1e-5}, Case{kBFloat16, 2e-2, 2e-2, 2e-3}}) {
+    SCOPED_TRACE(c.cast ? "bfloat16 autocast" : "float32");
+    auto [cl_losses, cl_params] = run(kCL, c.cast);
+    auto [rm_losses, rm_params] = run(MemoryFormat::Contiguous, c.cast);
+    for (size_t i = 0; i < cl_losses.size(); ++i)
+      EXPECT_NEAR(cl_losses[i], rm_losses[i], c.loss_rtol * std::abs(rm_losses[i]));
+    for (size_t i = 0; i < cl_params.size(); ++i)
+      EXPECT_TRUE(test::all_close(cl_params[i], rm_params[i], c.rtol, c.atol))
+          << "parameter " << i;
+  }
 }
 
 }  // namespace

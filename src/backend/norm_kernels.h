@@ -30,7 +30,28 @@ using BatchNormBackwardFn = void(const BatchNormArgs& a, const Tensor& grad_inpu
                                  const Tensor& weight, const Tensor& save_mean,
                                  const Tensor& save_invstd);
 
+// Training-mode batch norm fused with the ReLU after it, after adding `residual` where that is
+// defined: out = relu(bn(input) + residual); the other outputs as BatchNormFn. `reserve` gets
+// what the backward needs besides them (the ReLU's mask). Returns false, having written
+// nothing, for a case the backend has no fused kernel for: the op layer composes instead.
+using BatchNormReluFn = bool(const BatchNormArgs& a, const Tensor& out, const Tensor& save_mean,
+                             const Tensor& save_invstd, const Tensor& batch_var, Tensor& reserve,
+                             const Tensor& input, const Tensor& weight, const Tensor& bias,
+                             const Tensor& residual);
+// Its backward: grad_input, grad_residual (defined exactly when the forward had a residual)
+// and the parameter gradients (when defined) from grad_out, with out the forward's result.
+// False when not taken (nothing written).
+using BatchNormReluBackwardFn = bool(const BatchNormArgs& a, const Tensor& grad_input,
+                                     const Tensor& grad_residual, const Tensor& grad_weight,
+                                     const Tensor& grad_bias, const Tensor& grad_out,
+                                     const Tensor& input, const Tensor& out, const Tensor& weight,
+                                     const Tensor& bias, const Tensor& save_mean,
+                                     const Tensor& save_invstd, const Tensor& reserve);
+
 inline constinit KernelTable<BatchNormFn> batch_norm_kernels{"batch_norm"};
+inline constinit KernelTable<BatchNormReluFn> batch_norm_relu_kernels{"batch_norm_relu"};
+inline constinit KernelTable<BatchNormReluBackwardFn> batch_norm_relu_backward_kernels{
+    "batch_norm_relu_backward"};
 inline constinit KernelTable<BatchNormBackwardFn> batch_norm_backward_kernels{
     "batch_norm_backward"};
 

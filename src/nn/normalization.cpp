@@ -47,7 +47,13 @@ void BatchNorm::reset_parameters() {
   bias.zero_();
 }
 
-Tensor BatchNorm::forward(const Tensor& x) {
+Tensor BatchNorm::forward(const Tensor& x) { return forward_relu_impl(x, Tensor(), false); }
+
+Tensor BatchNorm::forward_relu(const Tensor& x, const Tensor& residual) {
+  return forward_relu_impl(x, residual, true);
+}
+
+Tensor BatchNorm::forward_relu_impl(const Tensor& x, const Tensor& residual, bool relu) {
   ANVIL_CHECK(x.defined(), ShapeError, name(),
               "::forward: expected an input, got an undefined tensor");
   check_input(x);
@@ -61,7 +67,9 @@ Tensor BatchNorm::forward(const Tensor& x) {
   }
   // Batch statistics in training, and in eval when nothing is tracked.
   const bool use_batch = is_training() || !running_mean.defined();
-  return batch_norm(x, running_mean, running_var, weight, bias, use_batch, factor, eps);
+  if (!relu) return batch_norm(x, running_mean, running_var, weight, bias, use_batch, factor, eps);
+  return batch_norm_relu(x, running_mean, running_var, weight, bias, use_batch, factor, eps,
+                         residual);
 }
 
 std::string BatchNorm::extra_repr() const {

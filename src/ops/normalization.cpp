@@ -2,6 +2,7 @@
 #include "anvil/ops/normalization.h"
 
 #include "anvil/autograd/node.h"
+#include "anvil/ops/activation.h"
 #include "anvil/ops/elementwise.h"
 #include "backend/norm_kernels.h"
 #include "ops/checks.h"
@@ -28,10 +29,20 @@ void update_running(const Tensor& running, const Tensor& batch, double momentum)
 
 }  // namespace
 
-Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor& running_var,
-                  const Tensor& weight, const Tensor& bias, bool training, double momentum,
-                  double eps) {
-  const char* op = "batch_norm";
+namespace {
+
+// A batch norm's arguments checked and laid out for the kernels.
+struct Prepared {
+  backend::BatchNormArgs a;
+  MemoryFormat format = MemoryFormat::Contiguous;
+  DType stat = kFloat32;    // of the statistics and parameters the kernels see
+  Tensor x, w, b, rm, rv;   // rm, rv: in inference only
+  Tensor out, save_mean, save_invstd, batch_var;  // outputs, allocated
+};
+
+Prepared prepare(const char* op, const Tensor& input, const Tensor& running_mean,
+                 const Tensor& running_var, const Tensor& weight, const Tensor& bias,
+                 bool training, double eps) {
   ops::check_defined(input, op, "input");
   ANVIL_CHECK(input.dim() >= 2, ShapeError, op,
               ": expected input with at least 2 dims [N, C, ...], got shape ",
@@ -48,7 +59,8 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
               ": expected running_mean and running_var in inference mode (training=false), got ",
               running_mean.defined() ? "" : "no running_mean ",
               running_var.defined() ? "" : "no running_var");
-  backend::BatchNormArgs a;
+  Prepared p;
+  backend::BatchNormArgs& a = p.a;
   a.batch = input.size(0);
   a.channels = C;
   a.spatial = C == 0 || a.batch == 0 ? 0 : input.numel() / (a.batch * C);
@@ -59,51 +71,137 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
               to_string(input.shape()));
   // A channels-last [N, C, H, W] input is, in memory, an [N*H*W, C] matrix: normalised as
   // that (spatial 1), it and its gradient stay channels-last.
-  const MemoryFormat format = ops::suggest_memory_format({&input}, input.shape());
-  if (format == MemoryFormat::ChannelsLast) {
+  p.format = ops::suggest_memory_format({&input}, input.shape());
+  if (p.format == MemoryFormat::ChannelsLast) {
     a.batch *= a.spatial;
     a.spatial = 1;
   }
 
-  const DType stat = input.dtype() == kFloat64 ? kFloat64 : kFloat32;
-  auto prepare = [&](const Tensor& t) { return t.defined() ? t.to(stat).contiguous() : Tensor(); };
-  Tensor x, w, b, rm, rv;
+  p.stat = input.dtype() == kFloat64 ? kFloat64 : kFloat32;
+  auto to_stat = [&](const Tensor& t) {
+    return t.defined() ? t.to(p.stat).contiguous() : Tensor();
+  };
   {
     NoGradGuard no_grad;
-    x = input.contiguous(format);
-    w = prepare(weight);
-    b = prepare(bias);
+    p.x = input.contiguous(p.format);
+    p.w = to_stat(weight);
+    p.b = to_stat(bias);
     if (!training) {
-      rm = prepare(running_mean);
-      rv = prepare(running_var);
+      p.rm = to_stat(running_mean);
+      p.rv = to_stat(running_var);
     }
   }
-  TensorOptions sopts = TensorOptions(stat).device(input.device());
-  Tensor out = Tensor::empty(input.shape(), input.options(), format);
-  Tensor save_mean = Tensor::empty({C}, sopts), save_invstd = Tensor::empty({C}, sopts);
-  Tensor batch_var = training && running_var.defined() ? Tensor::empty({C}, sopts) : Tensor();
-  backend::batch_norm_kernels[input.device()](a, out, save_mean, save_invstd, batch_var, x, w, b,
-                                              rm, rv);
-  if (training) {
-    if (running_mean.defined()) update_running(running_mean, save_mean, momentum);
-    if (running_var.defined()) update_running(running_var, batch_var, momentum);
-  }
+  TensorOptions sopts = TensorOptions(p.stat).device(input.device());
+  p.out = Tensor::empty(input.shape(), input.options(), p.format);
+  p.save_mean = Tensor::empty({C}, sopts);
+  p.save_invstd = Tensor::empty({C}, sopts);
+  if (training && running_var.defined()) p.batch_var = Tensor::empty({C}, sopts);
+  return p;
+}
 
-  bool gx = input.requires_grad();
-  bool gw = weight.defined() && weight.requires_grad();
-  bool gb = bias.defined() && bias.requires_grad();
+void update_running_statistics(const Prepared& p, const Tensor& running_mean,
+                               const Tensor& running_var, double momentum) {
+  if (!p.a.training) return;
+  if (running_mean.defined()) update_running(running_mean, p.save_mean, momentum);
+  if (running_var.defined()) update_running(running_var, p.batch_var, momentum);
+}
+
+// What a backward keeps of `p`: not the output (its grad_fn would hold it: a cycle), nor what
+// only the forward used.
+Prepared for_backward(Prepared p) {
+  p.out = p.rm = p.rv = p.batch_var = Tensor();
+  return p;
+}
+
+// Parameter gradients of the statistics dtype, where wanted.
+std::pair<Tensor, Tensor> parameter_grads(const Prepared& p, bool gw, bool gb, Device d) {
+  const TensorOptions sopts = TensorOptions(p.stat).device(d);
+  return {gw ? Tensor::empty({p.a.channels}, sopts) : Tensor(),
+          gb ? Tensor::empty({p.a.channels}, sopts) : Tensor()};
+}
+
+}  // namespace
+
+Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor& running_var,
+                  const Tensor& weight, const Tensor& bias, bool training, double momentum,
+                  double eps) {
+  Prepared p =
+      prepare("batch_norm", input, running_mean, running_var, weight, bias, training, eps);
+  backend::batch_norm_kernels[input.device()](p.a, p.out, p.save_mean, p.save_invstd,
+                                              p.batch_var, p.x, p.w, p.b, p.rm, p.rv);
+  update_running_statistics(p, running_mean, running_var, momentum);
+
+  const bool gx = input.requires_grad();
+  const bool gw = weight.defined() && weight.requires_grad();
+  const bool gb = bias.defined() && bias.requires_grad();
   return autograd::record(
-      "BatchNormBackward", out, {input, weight, bias},
-      [a, x, w, save_mean, save_invstd, gx, gw, gb, stat,
-       format](const Tensor& grad) -> std::vector<Tensor> {
-        Tensor g = grad.to(x.dtype()).contiguous(format);
-        TensorOptions sopts = TensorOptions(stat).device(g.device());
-        Tensor dx = gx ? Tensor::empty(x.shape(), x.options(), format) : Tensor();
-        Tensor dw = gw ? Tensor::empty({a.channels}, sopts) : Tensor();
-        Tensor db = gb ? Tensor::empty({a.channels}, sopts) : Tensor();
-        backend::batch_norm_backward_kernels[g.device()](a, dx, dw, db, g, x, w, save_mean,
-                                                         save_invstd);
+      "BatchNormBackward", p.out, {input, weight, bias},
+      [p = for_backward(p), gx, gw, gb](const Tensor& grad) -> std::vector<Tensor> {
+        Tensor g = grad.to(p.x.dtype()).contiguous(p.format);
+        Tensor dx = gx ? Tensor::empty(p.x.shape(), p.x.options(), p.format) : Tensor();
+        auto [dw, db] = parameter_grads(p, gw, gb, g.device());
+        backend::batch_norm_backward_kernels[g.device()](p.a, dx, dw, db, g, p.x, p.w,
+                                                         p.save_mean, p.save_invstd);
         return {dx, dw, db};
+      });
+}
+
+Tensor batch_norm_relu(const Tensor& input, const Tensor& running_mean,
+                       const Tensor& running_var, const Tensor& weight, const Tensor& bias,
+                       bool training, double momentum, double eps, const Tensor& residual) {
+  ANVIL_CHECK(!residual.defined() || (residual.shape() == input.shape() &&
+                                      residual.dtype() == input.dtype()),
+              ShapeError, "batch_norm_relu: expected a residual of the input's shape ",
+              to_string(input.shape()), " and dtype ", dtype_name(input.dtype()), ", got ",
+              residual.defined() ? to_string(residual.shape()) + " " +
+                                       dtype_name(residual.dtype())
+                                 : std::string());
+  auto composed = [&] {
+    Tensor y = batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps);
+    return relu(residual.defined() ? add(y, residual) : y);
+  };
+  // The fused kernels exist where a backend registers them (cuDNN's NHWC batch norm with its
+  // activation epilogue, for training); everything else composes the ops.
+  if (!training || !backend::batch_norm_relu_kernels.has(input.device().kind)) return composed();
+  Prepared p =
+      prepare("batch_norm_relu", input, running_mean, running_var, weight, bias, training, eps);
+  Tensor z;
+  if (residual.defined()) {
+    NoGradGuard no_grad;
+    z = residual.contiguous(p.format);
+  }
+  Tensor reserve;
+  if (!backend::batch_norm_relu_kernels[input.device()](p.a, p.out, p.save_mean, p.save_invstd,
+                                                        p.batch_var, reserve, p.x, p.w, p.b, z))
+    return composed();
+  update_running_statistics(p, running_mean, running_var, momentum);
+
+  const bool gx = input.requires_grad();
+  const bool gw = weight.defined() && weight.requires_grad();
+  const bool gb = bias.defined() && bias.requires_grad();
+  const bool gz = residual.defined() && residual.requires_grad();
+  const bool has_residual = residual.defined();
+  const Tensor y = p.out.detach();  // the ReLU's output: its mask (a self-reference otherwise)
+  return autograd::record(
+      "BatchNormReluBackward", p.out, {input, weight, bias, residual},
+      [p = for_backward(p), y, reserve, gx, gw, gb, gz,
+       has_residual](const Tensor& grad) -> std::vector<Tensor> {
+        Tensor g = grad.to(p.x.dtype()).contiguous(p.format);
+        Tensor dx = Tensor::empty(p.x.shape(), p.x.options(), p.format);
+        // The residual's gradient is written whenever the forward added one (the kernel's
+        // shape follows the forward's), and handed back where it is wanted.
+        Tensor dz = has_residual ? Tensor::empty(p.x.shape(), p.x.options(), p.format) : Tensor();
+        auto [dw, db] = parameter_grads(p, gw, gb, g.device());
+        if (!backend::batch_norm_relu_backward_kernels[g.device()](
+                p.a, dx, dz, dw, db, g, p.x, y, p.w, p.b, p.save_mean, p.save_invstd, reserve)) {
+          // The backend took the forward but not this backward: the ReLU's gradient from its
+          // output, then the plain batch-norm backward.
+          Tensor masked = mul(g, gt(y, 0.0).to(g.dtype()));
+          if (has_residual) dz.copy_(masked);
+          backend::batch_norm_backward_kernels[g.device()](p.a, dx, dw, db, masked, p.x, p.w,
+                                                           p.save_mean, p.save_invstd);
+        }
+        return {gx ? dx : Tensor(), dw, db, gz ? dz : Tensor()};
       });
 }
 

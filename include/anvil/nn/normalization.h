@@ -21,6 +21,9 @@ class BatchNorm : public Module {
   BatchNorm(int64_t num_features, double eps, std::optional<double> momentum, bool affine,
             bool track_running_stats);
   Tensor forward(const Tensor& x) override;
+  // relu(forward(x) + residual) (residual optional), through ops::batch_norm_relu: one fused
+  // kernel where the backend has one (ResNet blocks on CUDA, channels-last, 16-bit).
+  Tensor forward_relu(const Tensor& x, const Tensor& residual = Tensor());
   // Running statistics back to zeros / ones and num_batches_tracked to 0.
   void reset_running_stats();
   // reset_running_stats() and weight = 1, bias = 0.
@@ -37,6 +40,9 @@ class BatchNorm : public Module {
  protected:
   // Throws ShapeError unless x's rank suits the layer.
   virtual void check_input(const Tensor& x) const = 0;
+
+ private:
+  Tensor forward_relu_impl(const Tensor& x, const Tensor& residual, bool relu);
 };
 
 // Over [N, C] or [N, C, L] input (statistics per C).

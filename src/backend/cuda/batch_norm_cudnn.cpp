@@ -318,6 +318,133 @@ void batch_norm_backward_cuda(const BatchNormArgs& a, const Tensor& grad_input,
                              save_mean, save_invstd);
 }
 
+// ---- batch norm + ReLU (+ residual): cuDNN's fused NHWC training kernels --------------------
+// ResNet's relu(bn(conv(x))) and relu(bn(conv(x)) + shortcut) as one pass each way: cuDNN has
+// these as batch-norm "ops" (BN_ACTIVATION, BN_ADD_ACTIVATION) for NHWC 16-bit data in
+// PERSISTENT mode, with a reserve buffer (the ReLU's mask) from forward to backward. Any other
+// case is declined and the op layer composes batch_norm, add and relu.
+
+struct ReluDescriptor {
+  cudnnActivationDescriptor_t d = nullptr;
+  ReluDescriptor() {
+    ANVIL_CUDNN_CHECK(cudnnCreateActivationDescriptor(&d));
+    ANVIL_CUDNN_CHECK(
+        cudnnSetActivationDescriptor(d, CUDNN_ACTIVATION_RELU, CUDNN_PROPAGATE_NAN, 0.0));
+  }
+  ~ReluDescriptor() { cudnnDestroyActivationDescriptor(d); }
+  ReluDescriptor(const ReluDescriptor&) = delete;
+  ReluDescriptor& operator=(const ReluDescriptor&) = delete;
+};
+
+// The NHWC layout of a fused call, or none where it is declined: training only, 16-bit data,
+// channels-last ([M, C]), and not in deterministic mode (PERSISTENT may reduce with atomics).
+std::optional<Layout> fused_layout(const BatchNormArgs& a, DType dt,
+                                   std::initializer_list<const Tensor*> data) {
+  if (!a.training || a.spatial != 1 || (dt != kFloat16 && dt != kBFloat16) ||
+      are_deterministic_algorithms_enabled())
+    return std::nullopt;
+  std::vector<const Tensor*> defined;
+  for (const Tensor* t : data)
+    if (t->defined()) defined.push_back(t);
+  for (const Tensor* t : defined)
+    if (reinterpret_cast<uintptr_t>(t->data_ptr()) % 16 != 0) return std::nullopt;
+  std::optional<Layout> l = layout_of(a);
+  if (!l || l->format != CUDNN_TENSOR_NHWC) return std::nullopt;
+  return l;
+}
+
+constexpr cudnnBatchNormMode_t kFusedMode = CUDNN_BATCHNORM_SPATIAL_PERSISTENT;
+
+cudnnBatchNormOps_t fused_ops(bool residual) {
+  return residual ? CUDNN_BATCHNORM_OPS_BN_ADD_ACTIVATION : CUDNN_BATCHNORM_OPS_BN_ACTIVATION;
+}
+
+bool batch_norm_relu_cuda(const BatchNormArgs& a, const Tensor& out, const Tensor& save_mean,
+                          const Tensor& save_invstd, const Tensor& batch_var, Tensor& reserve,
+                          const Tensor& input, const Tensor& weight, const Tensor& bias,
+                          const Tensor& residual) {
+  DeviceGuard guard(input.device().index);
+  const std::optional<Layout> l = fused_layout(a, input.dtype(), {&input, &out, &residual});
+  if (!l) return false;
+  Setup s(*l, input.dtype(), input.device().index);
+  if (!s.described()) return false;
+  const ReluDescriptor relu;
+  const cudnnBatchNormOps_t ops = fused_ops(residual.defined());
+  const cudnnTensorDescriptor_t z = residual.defined() ? s.x.d : nullptr;
+  size_t bytes = 0, reserve_bytes = 0;
+  cudnnStatus_t st = cudnnGetBatchNormalizationForwardTrainingExWorkspaceSize(
+      s.handle, kFusedMode, ops, s.x.d, z, s.x.d, s.vec.d, relu.d, &bytes);
+  if (st == CUDNN_STATUS_SUCCESS)
+    st = cudnnGetBatchNormalizationTrainingExReserveSpaceSize(s.handle, kFusedMode, ops, relu.d,
+                                                              s.x.d, &reserve_bytes);
+  if (declined(st)) return false;
+  check_cudnn(st, "batch_norm_relu");
+  const int64_t C = a.channels;
+  Tensor running_mean;  // scratch: the op layer updates the running statistics (see above)
+  void* rv = nullptr;
+  if (batch_var.defined()) {
+    ANVIL_CUDA_CHECK(cudaMemsetAsync(batch_var.data_ptr(), 0, size_t(C) * sizeof(float),
+                                     current_stream()));
+    running_mean = library_workspace(s.device, size_t(C) * sizeof(float));
+    rv = batch_var.data_ptr();
+  }
+  const Tensor ws = library_workspace(s.device, bytes);
+  Tensor kept = library_workspace(s.device, reserve_bytes);
+  st = cudnnBatchNormalizationForwardTrainingEx(
+      s.handle, kFusedMode, ops, &Setup::one, &Setup::zero, s.x.d, input.data_ptr(), z,
+      residual.defined() ? residual.data_ptr() : nullptr, s.x.d, out.data_ptr(), s.vec.d,
+      s.weight(weight, C), s.bias(bias, C), 1.0, workspace_ptr(running_mean), rv, a.eps,
+      save_mean.data_ptr(), save_invstd.data_ptr(), relu.d, workspace_ptr(ws), bytes,
+      workspace_ptr(kept), reserve_bytes);
+  if (declined(st)) return false;
+  check_cudnn(st, "batch_norm_relu");
+  reserve = kept;
+  return true;
+}
+
+bool batch_norm_relu_backward_cuda(const BatchNormArgs& a, const Tensor& grad_input,
+                                   const Tensor& grad_residual, const Tensor& grad_weight,
+                                   const Tensor& grad_bias, const Tensor& grad_out,
+                                   const Tensor& input, const Tensor& out, const Tensor& weight,
+                                   const Tensor& bias, const Tensor& save_mean,
+                                   const Tensor& save_invstd, const Tensor& reserve) {
+  DeviceGuard guard(input.device().index);
+  const std::optional<Layout> l = fused_layout(
+      a, input.dtype(), {&input, &out, &grad_out, &grad_input, &grad_residual});
+  if (!l) return false;
+  Setup s(*l, input.dtype(), input.device().index);
+  if (!s.described()) return false;
+  const ReluDescriptor relu;
+  const cudnnBatchNormOps_t ops = fused_ops(grad_residual.defined());
+  const cudnnTensorDescriptor_t dz = grad_residual.defined() ? s.x.d : nullptr;
+  const int64_t C = a.channels;
+  Tensor scratch;
+  if (!grad_weight.defined() || !grad_bias.defined())
+    scratch = library_workspace(s.device, 2 * size_t(C) * sizeof(float));
+  float* spare = static_cast<float*>(workspace_ptr(scratch));
+  size_t bytes = 0;
+  cudnnStatus_t st = cudnnGetBatchNormalizationBackwardExWorkspaceSize(
+      s.handle, kFusedMode, ops, s.x.d, s.x.d, s.x.d, dz, s.x.d, s.vec.d, relu.d, &bytes);
+  if (declined(st)) return false;
+  check_cudnn(st, "batch_norm_relu_backward");
+  const Tensor ws = library_workspace(s.device, bytes);
+  st = cudnnBatchNormalizationBackwardEx(
+      s.handle, kFusedMode, ops, &Setup::one, &Setup::zero, &Setup::one, &Setup::zero, s.x.d,
+      input.data_ptr(), s.x.d, out.data_ptr(), s.x.d, grad_out.data_ptr(), dz,
+      grad_residual.defined() ? grad_residual.data_ptr() : nullptr, s.x.d,
+      grad_input.data_ptr(), s.vec.d, s.weight(weight, C), s.bias(bias, C),
+      grad_weight.defined() ? grad_weight.data_ptr() : spare,
+      grad_bias.defined() ? grad_bias.data_ptr() : spare + C, a.eps, save_mean.data_ptr(),
+      save_invstd.data_ptr(), relu.d, workspace_ptr(ws), bytes,
+      workspace_ptr(reserve), size_t(reserve.defined() ? reserve.numel() : 0));
+  if (declined(st)) return false;
+  check_cudnn(st, "batch_norm_relu_backward");
+  return true;
+}
+
+ANVIL_REGISTER_KERNEL(backend::batch_norm_relu_kernels, CUDA, &batch_norm_relu_cuda);
+ANVIL_REGISTER_KERNEL(backend::batch_norm_relu_backward_kernels, CUDA,
+                      &batch_norm_relu_backward_cuda);
 ANVIL_REGISTER_KERNEL(backend::batch_norm_kernels, CUDA, &batch_norm_cuda);
 ANVIL_REGISTER_KERNEL(backend::batch_norm_backward_kernels, CUDA, &batch_norm_backward_cuda);
 

@@ -1,7 +1,5 @@
 #include "anvil/nn/models/resnet.h"
 
-#include "anvil/ops/activation.h"
-#include "anvil/ops/elementwise.h"
 #include "anvil/ops/pool.h"
 #include "nn/repr.h"
 
@@ -28,9 +26,9 @@ BasicBlock::BasicBlock(int64_t in_channels, int64_t out_channels, int64_t stride
 }
 
 Tensor BasicBlock::forward(const Tensor& x) {
-  Tensor out = relu(b1->forward(c1->forward(x)));
-  out = b2->forward(c2->forward(out));
-  return relu(out + sc->forward(x));
+  // BatchNorm's forward_relu: one fused kernel each where the backend has it (cuDNN, CUDA).
+  Tensor out = b1->forward_relu(c1->forward(x));
+  return b2->forward_relu(c2->forward(out), sc->forward(x));
 }
 
 std::string BasicBlock::extra_repr() const {
@@ -57,7 +55,7 @@ Tensor ResNet18::forward(const Tensor& x) {
   ANVIL_CHECK(x.defined() && x.dim() == 4 && x.size(1) == 3, ShapeError,
               "ResNet18::forward: expected input [N, 3, H, W], got ",
               x.defined() ? "shape " + to_string(x.shape()) : "an undefined tensor");
-  Tensor y = relu(b->forward(c->forward(x)));
+  Tensor y = b->forward_relu(c->forward(x));
   y = layers->forward(y);
   return fc->forward(adaptive_avg_pool2d(y, {1, 1}).flatten(1));
 }
