@@ -13,6 +13,54 @@ Tensor iota(const Shape& s) {  // 1, 2, 3, ... in float64
 }
 Tensor u32(const Shape& s, uint64_t seed) { return test::uniform(s, seed, -1, 1, kFloat32); }
 
+TEST(Conv2d, Conv2dReluIsReluOfConv2d) {
+  // Bit for bit, in every floating dtype, with and without bias, NaN passing through; and the
+  // gradients equal relu(conv2d(...))'s.
+  for (DType dt : {kFloat32, kFloat64, kBFloat16, kFloat16})
+    for (bool with_bias : {true, false}) {
+      SCOPED_TRACE(std::string(dtype_name(dt)) + (with_bias ? " bias" : ""));
+      Tensor x = u32({2, 3, 7, 6}, 40).to(dt);
+      {
+        NoGradGuard no_grad;
+        x.narrow(0, 0, 1).narrow(2, 2, 1).narrow(3, 3, 1).fill_(NAN);
+      }
+      const Tensor w0 = u32({4, 3, 3, 3}, 41).to(dt), b0 = u32({4}, 42).to(dt);
+      Tensor w1 = w0.clone().requires_grad_(), w2 = w0.clone().requires_grad_();
+      Tensor b1 = with_bias ? b0.clone().requires_grad_() : Tensor();
+      Tensor b2 = with_bias ? b0.clone().requires_grad_() : Tensor();
+      Tensor fused = conv2d_relu(x, w1, b1, {1, 1}, {1, 1});
+      Tensor composed = relu(conv2d(x, w2, b2, {1, 1}, {1, 1}));
+      EXPECT_EQ(fused.grad_fn()->name(), "Conv2dReluBackward");
+      EXPECT_TRUE(test::all_close(fused, composed, 0, 0));
+      Tensor g = u32(fused.shape(), 43).to(dt);
+      // Away from the NaN, whose gradients are NaN either way.
+      fused.narrow(0, 1, 1).backward(g.narrow(0, 1, 1));
+      composed.narrow(0, 1, 1).backward(g.narrow(0, 1, 1));
+      EXPECT_TRUE(test::all_close(w1.grad(), w2.grad(), 0, 0));
+      if (with_bias) {
+        EXPECT_TRUE(test::all_close(b1.grad(), b2.grad(), 0, 0));
+      }
+    }
+}
+
+TEST(Conv2d, SequentialFusesConv2dThenRelu) {
+  manual_seed(3);
+  auto seq = std::make_shared<nn::Sequential>(std::vector<nn::ModulePtr>{
+      std::make_shared<nn::Conv2d>(3, 5, 3), std::make_shared<nn::ReLU>(),
+      std::make_shared<nn::Conv2d>(5, 2, 3)});
+  Tensor x = u32({2, 3, 9, 9}, 44);
+  Tensor fused = seq->forward(x);
+  Tensor plain = x;
+  for (const auto& [name, m] : seq->named_children()) plain = m->forward(plain);
+  EXPECT_TRUE(test::all_close(fused, plain, 0, 0));
+  // The first convolution's node carries the ReLU.
+  const auto& next = fused.grad_fn()->next;
+  bool found = false;
+  for (const auto& n : next)
+    if (n && n->name() == "Conv2dReluBackward") found = true;
+  EXPECT_TRUE(found);
+}
+
 }  // namespace
 
 TEST(Conv2d, ForwardClosedForm) {

@@ -132,6 +132,26 @@ const PoolCase kPoolCases[] = {
     {1, 1, 7, 7, {2, 3}, {3, 2}, {0, 1}, {3, 2}, true, true},
 };
 
+TEST_F(CudaNnOps, Conv2dReluMatchesTheCpu) {
+  // The ReLU rides in the bias pass (our channel kernel): against the CPU's conv2d_relu (itself
+  // tested bit-identical to relu(conv2d)), row-major and channels-last, with and without bias.
+  for (DType dt : {kFloat32, kBFloat16, kFloat16})
+    for (bool with_bias : {true, false})
+      for (MemoryFormat format : {MemoryFormat::Contiguous, MemoryFormat::ChannelsLast}) {
+        SCOPED_TRACE(std::string(dtype_name(dt)) + (with_bias ? " bias" : "") +
+                     (format == MemoryFormat::ChannelsLast ? " channels-last" : ""));
+        const int64_t fan_in = 8 * 9, per_channel = 6 * 12 * 12;
+        EXPECT_TRUE(same_on_cuda(
+            [&](const std::vector<Tensor>& v) {
+              return conv2d_relu(v[0].contiguous(format), v[1], v[2], {1, 1}, {1, 1});
+            },
+            {rnd({6, 8, 12, 12}, 90, dt), rnd({16, 8, 3, 3}, 91, dt),
+             with_bias ? rnd({16}, 92, dt) : Tensor()},
+            tol_for(dt, fan_in),
+            {tol_for(dt, 16 * 9), tol_for(dt, per_channel), tol_for(dt, per_channel)}));
+      }
+}
+
 TEST_F(CudaNnOps, MaxPool2dMatchesCpuIncludingTies) {
   for (DType dt : {kFloat32, kFloat64, kBFloat16})
     for (const PoolCase& p : kPoolCases) {

@@ -15,6 +15,7 @@ struct ConvArgs {
   int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dilation_h = 1, dilation_w = 1;
   int64_t groups = 1;
   bool channels_last = false;
+  bool relu = false;  // forward: out = relu(conv + bias), ReLU as UnaryOp::Relu (NaN stays NaN)
 };
 
 // out = conv(input, weight) + bias (bias undefined: none).

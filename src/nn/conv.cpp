@@ -46,12 +46,21 @@ void Conv2d::reset_parameters() {
   }
 }
 
-Tensor Conv2d::forward(const Tensor& x) {
+void Conv2d::check_input(const Tensor& x) const {
   ANVIL_CHECK(x.defined() && (x.dim() == 3 || x.dim() == 4) && x.size(-3) == in_channels,
               ShapeError, "Conv2d::forward: expected input [N, ", in_channels, ", H, W] or [",
               in_channels, ", H, W], got ",
               x.defined() ? "shape " + to_string(x.shape()) : "an undefined tensor");
+}
+
+Tensor Conv2d::forward(const Tensor& x) {
+  check_input(x);
   return conv2d(x, weight, bias, stride, padding, dilation, groups);
+}
+
+Tensor Conv2d::forward_relu(const Tensor& x) {
+  check_input(x);
+  return conv2d_relu(x, weight, bias, stride, padding, dilation, groups);
 }
 
 std::string Conv2d::extra_repr() const {

@@ -5,6 +5,7 @@
 #include <typeinfo>
 
 #include "anvil/nn/activation.h"
+#include "anvil/nn/conv.h"
 #include "anvil/nn/linear.h"
 
 namespace anvil::nn {
@@ -50,6 +51,12 @@ Tensor Sequential::forward(const Tensor& x) {
         ++i;  // the activation module ran inside the product
         continue;
       }
+    }
+    if (typeid(m) == typeid(Conv2d) && i + 1 < children.size() &&
+        fusable_activation(*children[i + 1].second) == Activation::Relu) {
+      y = static_cast<Conv2d&>(m).forward_relu(y);
+      ++i;  // the ReLU ran in the convolution's bias pass
+      continue;
     }
     y = m.forward(y);
   }

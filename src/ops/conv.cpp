@@ -6,6 +6,7 @@
 #include "backend/conv_kernels.h"
 #include "ops/checks.h"
 #include "ops/layout.h"
+#include "ops/unary.h"
 
 namespace anvil {
 namespace {
@@ -65,14 +66,13 @@ backend::ConvArgs make_args(const Tensor& input, const Tensor& weight, const Ten
   return a;
 }
 
-}  // namespace
-
-Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, Pair stride,
-              Pair padding, Pair dilation, int64_t groups) {
+Tensor convolve(const Tensor& input, const Tensor& weight, const Tensor& bias, Pair stride,
+                Pair padding, Pair dilation, int64_t groups, bool relu) {
   if (amp::detail::autocast_active({&input, &weight, &bias}))
     return amp::detail::run_autocast(
-        amp::detail::CastPolicy::LowerPrecision, {input, weight, bias},
-        [&](const auto& t) { return conv2d(t[0], t[1], t[2], stride, padding, dilation, groups); });
+        amp::detail::CastPolicy::LowerPrecision, {input, weight, bias}, [&](const auto& t) {
+          return convolve(t[0], t[1], t[2], stride, padding, dilation, groups, relu);
+        });
   const char* op = "conv2d";
   ops::check_defined(input, op, "input");
   ops::check_defined(weight, op, "weight");
@@ -88,9 +88,11 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, Pai
               ": expected input with 3 or 4 dims ([C, H, W] or [N, C, H, W]), got shape ",
               to_string(input.shape()));
   if (input.dim() == 3)  // unbatched: a batch of one, differentiably
-    return conv2d(input.unsqueeze(0), weight, bias, stride, padding, dilation, groups).squeeze(0);
+    return convolve(input.unsqueeze(0), weight, bias, stride, padding, dilation, groups, relu)
+        .squeeze(0);
 
   backend::ConvArgs a = make_args(input, weight, bias, stride, padding, dilation, groups);
+  a.relu = relu;
   // Channels-last in, channels-last out, as in PyTorch. cuDNN convolves NHWC directly (its
   // tensor-core kernels are NHWC, so this saves the transposes it would otherwise run); the
   // CPU kernels are row-major only, and cuDNN has no NHWC float64 backward, so there the
@@ -118,10 +120,14 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, Pai
   bool gx = input.requires_grad(), gw = weight.requires_grad();
   bool gb = bias.defined() && bias.requires_grad();
   const bool weight_row_major = weight.is_contiguous();
+  // The ReLU's gradient comes from its output, as ReluBackward's does (detached: the node
+  // must not hold its own output through itself).
+  const Tensor y = relu ? out.detach() : Tensor();
   return autograd::record(
-      "Conv2dBackward", out, {input, weight, bias},
-      [a, x, w, gx, gw, gb, format, weight_row_major](const Tensor& grad) -> std::vector<Tensor> {
-        Tensor g = grad.contiguous(format);
+      relu ? "Conv2dReluBackward" : "Conv2dBackward", out, {input, weight, bias},
+      [a, x, w, y, gx, gw, gb, format, weight_row_major](const Tensor& grad) -> std::vector<Tensor> {
+        Tensor g = (y.defined() ? ops::unary_backward(backend::UnaryOp::Relu, grad, y, 0) : grad)
+                       .contiguous(format);
         Tensor dx, dw, db;
         if (gx) {
           dx = Tensor::empty(x.shape(), x.options(), format);
@@ -138,6 +144,18 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, Pai
         }
         return {dx, dw, db};
       });
+}
+
+}  // namespace
+
+Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, Pair stride,
+              Pair padding, Pair dilation, int64_t groups) {
+  return convolve(input, weight, bias, stride, padding, dilation, groups, false);
+}
+
+Tensor conv2d_relu(const Tensor& input, const Tensor& weight, const Tensor& bias, Pair stride,
+                   Pair padding, Pair dilation, int64_t groups) {
+  return convolve(input, weight, bias, stride, padding, dilation, groups, true);
 }
 
 }  // namespace anvil

@@ -16,6 +16,8 @@ class Conv2d : public Module {
   // x [N, in_channels, H, W] (or [in_channels, H, W]) -> [N, out_channels, H', W'] with
   // H' = (H + 2 padding - dilation (kh - 1) - 1) / stride + 1. Throws ShapeError.
   Tensor forward(const Tensor& x) override;
+  // relu(forward(x)) in one op (conv2d_relu): what Sequential runs for Conv2d then ReLU.
+  Tensor forward_relu(const Tensor& x);
   void reset_parameters();
   std::string extra_repr() const override;
 
@@ -23,6 +25,9 @@ class Conv2d : public Module {
   Pair kernel_size, stride, padding, dilation;
   int64_t groups;
   Tensor weight, bias;  // bias undefined without one
+
+ private:
+  void check_input(const Tensor& x) const;
 };
 
 }  // namespace anvil::nn

@@ -112,7 +112,12 @@ void forward(const ConvArgs& a, const Tensor& out, const Tensor& input, const Te
              col.data(), g.cols, C(0), dst, g.cols);
         for (int64_t k = 0; k < g.kg; ++k) {
           C bk = b ? b[grp * g.kg + k] : C(0);
-          for (int64_t l = 0; l < g.cols; ++l) yg[k * g.cols + l] = T(dst[k * g.cols + l] + bk);
+          for (int64_t l = 0; l < g.cols; ++l) {
+            const T v = T(dst[k * g.cols + l] + bk);
+            // ReLU on the rounded value, as the relu op would see it; NaN stays NaN.
+            const C r = C(v);
+            yg[k * g.cols + l] = a.relu && !(r > C(0) || r != r) ? T(0) : v;
+          }
         }
       }
     }

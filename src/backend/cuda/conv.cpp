@@ -307,11 +307,11 @@ void conv2d_cuda(const ConvArgs& a, const Tensor& out, const Tensor& input, cons
                                          s.y.d, out.data_ptr());
         });
   }
-  if (bias.defined()) {
+  if (bias.defined() || a.relu) {  // one pass for the bias and the ReLU after it
     if (a.channels_last)  // rows of an [N*OH*OW, K] matrix
-      add_channel_bias(out, bias, a.batch * a.out_h * a.out_w, a.out_channels, 1);
+      add_channel_bias(out, bias, a.batch * a.out_h * a.out_w, a.out_channels, 1, a.relu);
     else
-      add_channel_bias(out, bias, a.batch, a.out_channels, a.out_h * a.out_w);
+      add_channel_bias(out, bias, a.batch, a.out_channels, a.out_h * a.out_w, a.relu);
   }
 }
 

@@ -27,11 +27,17 @@ __global__ void integer_matmul_kernel(T* out, const T* a, const T* b, bool ta, b
   }
 }
 
-template <class T>
+// x + bias[c] rounded to T, then (kRelu) ReLU of that value: conv2d + bias + relu in one pass.
+template <class T, bool kRelu>
 struct AddBias {
-  const T* bias;
+  const T* bias;  // null: no bias
   template <class I> __device__ T operator()(I c, T x) const {
-    return down<T>(up(x) + up(bias[c]));
+    const T v = bias ? down<T>(up(x) + up(bias[c])) : x;
+    if constexpr (kRelu) {
+      const auto r = up(v);
+      return (r > 0 || r != r) ? v : down<T>(0.0f);
+    }
+    return v;
   }
 };
 
@@ -75,14 +81,17 @@ void integer_matmul(const Tensor& out, const Tensor& a, const Tensor& b, bool tr
 }
 
 void add_channel_bias(const Tensor& x, const Tensor& bias, int64_t batch, int64_t channels,
-                      int64_t spatial) {
+                      int64_t spatial, bool relu) {
   const int64_t total = batch * channels * spatial;
   if (total == 0) return;
   ANVIL_DISPATCH_FLOAT(x.dtype(), "conv2d", [&] {
     using T = dev_t<scalar_t>;
     T* data = static_cast<T*>(x.data_ptr());
-    channel_map<T>(data, data, total, channels, spatial,
-                   AddBias<T>{static_cast<const T*>(bias.data_ptr())});
+    const T* b = bias.defined() ? static_cast<const T*>(bias.data_ptr()) : nullptr;
+    if (relu)
+      channel_map<T>(data, data, total, channels, spatial, AddBias<T, true>{b});
+    else
+      channel_map<T>(data, data, total, channels, spatial, AddBias<T, false>{b});
   });
 }
 
