@@ -1,6 +1,7 @@
-// Times anvil's own CUDA pooling kernels (src/backend/cuda/pool.cu) against cuDNN's legacy
-// pooling (cudnnPoolingForward / cudnnPoolingBackward) on the same NCHW shapes, in float32 and
-// bfloat16: the benchmark that keeps (or retires) our kernels. anvil's max pooling also writes
+// Times anvil's CUDA pooling (its own kernels in src/backend/cuda/pool.cu, and cuDNN where
+// pool_cudnn.cpp routes average pooling's forward) against cuDNN's legacy pooling called
+// directly (cudnnPoolingForward / cudnnPoolingBackward) on the same NCHW shapes, in float32
+// and bfloat16: the benchmark that keeps (or retires) our kernels. anvil's max pooling also writes
 // the int64 argmax indices that its backward gathers through; cuDNN keeps none, so its max
 // backward reads x, y and dy instead. Average pooling counts the padding, as torch's default
 // (count_include_pad) and CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING both do.

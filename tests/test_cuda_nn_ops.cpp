@@ -683,3 +683,53 @@ TEST_F(CudaNnOps, Conv2dInCudnnBenchmarkModeMatchesCpu) {
             {tol_for(dt, c.w[0] * c.w[2] * c.w[3]), tol_for(dt, c.x[0] * c.x[2] * c.x[3])}));
       }
 }
+
+namespace {
+
+// avg_pool2d forward and backward on both devices, from the same CPU values.
+::testing::AssertionResult avg_pool_same_on_cuda(const PoolCase& p, DType dt) {
+  const int64_t window = p.kernel[0] * p.kernel[1];
+  return same_on_cuda(
+      [&](const std::vector<Tensor>& v) {
+        return avg_pool2d(v[0], p.kernel, p.stride, p.padding, p.ceil_mode, p.include_pad);
+      },
+      {rnd({p.n, p.c, p.h, p.w}, 17, dt)}, tol_for(dt, window), {tol_for(dt, window)});
+}
+
+}  // namespace
+
+TEST_F(CudaNnOps, AvgPool2dThroughCudnnAndFallbackMatchCpu) {
+  // Floor output sizes: cuDNN's forward (16-bit and float32), with both divisor rules. Then
+  // what must stay on our kernels: ceil_mode whose last window overhangs the padded input
+  // (16 + 2*1 - 3 is odd, so the ceil output is 9 where cuDNN's would be 8), and float64.
+  // The planes as N x C past cuDNN's batch limit (80000 = 40000 x 2), and a prime count past
+  // it that cannot be split (ours).
+  for (bool include_pad : {true, false}) {
+    const PoolCase through_cudnn[] = {
+        {4, 8, 17, 16, {3, 3}, {2, 2}, {1, 1}, {1, 1}, false, include_pad},
+        {2, 3, 32, 32, {3, 3}, {2, 2}, {1, 1}, {1, 1}, false, include_pad},
+        {2, 5, 11, 9, {2, 3}, {1, 2}, {1, 1}, {1, 1}, false, include_pad},
+    };
+    const PoolCase fallback[] = {
+        {2, 3, 16, 16, {3, 3}, {2, 2}, {1, 1}, {1, 1}, true, include_pad},
+        {1, 2, 10, 13, {3, 2}, {2, 3}, {1, 1}, {1, 1}, true, include_pad},
+    };
+    for (DType dt : {kBFloat16, kFloat16, kFloat32, kFloat64})
+      for (const PoolCase& p : through_cudnn) {
+        SCOPED_TRACE(std::string(dtype_name(dt)) + " floor " + std::to_string(p.h) + "x" +
+                     std::to_string(p.w) + " include_pad=" + std::to_string(include_pad));
+        EXPECT_TRUE(avg_pool_same_on_cuda(p, dt));
+      }
+    for (DType dt : {kBFloat16, kFloat32})
+      for (const PoolCase& p : fallback) {
+        SCOPED_TRACE(std::string(dtype_name(dt)) + " ceil " + std::to_string(p.h) + "x" +
+                     std::to_string(p.w) + " include_pad=" + std::to_string(include_pad));
+        EXPECT_TRUE(avg_pool_same_on_cuda(p, dt));
+      }
+    for (int64_t planes : {80000, 65537}) {
+      SCOPED_TRACE(std::to_string(planes) + " planes include_pad=" + std::to_string(include_pad));
+      const PoolCase p{1, planes, 4, 4, {3, 3}, {2, 2}, {1, 1}, {1, 1}, false, include_pad};
+      EXPECT_TRUE(avg_pool_same_on_cuda(p, kFloat32));
+    }
+  }
+}

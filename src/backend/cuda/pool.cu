@@ -1,15 +1,18 @@
-// CUDA 2-D pooling, our own kernels rather than cuDNN's: the table wants max pooling's argmax
-// indices (cuDNN keeps none) and torch's avg-pool divisors under ceil_mode, which cuDNN cannot
-// express. Windows, tie-breaking (the first maximum, NaN propagating) and divisors are those of
-// the CPU kernels in backend/cpu/pool.cpp. Forward: a thread per output element. Backward: a
-// thread per input element gathering from the outputs whose windows hold it, in the CPU's
-// order, so no atomics and deterministic results. Max pooling's backward, the one the common
-// networks run, indexes in 32 bits with multiply-shift division where the sizes allow.
+// CUDA 2-D pooling. Max pooling is ours rather than cuDNN's: the table wants its argmax
+// indices (cuDNN keeps none), and ours forward and backward together measured faster
+// (bench/bench_pool.cpp). avg_pool2d's forward goes to cuDNN where cuDNN computes torch's
+// divisors (pool_cudnn.cpp), and to our kernel elsewhere (ceil_mode's overhanging windows,
+// float64, ...). Windows, tie-breaking (the first maximum, NaN propagating) and divisors are
+// those of the CPU kernels in backend/cpu/pool.cpp. Forward: a thread per output element.
+// Backward: a thread per input element gathering from the outputs whose windows hold it, in
+// the CPU's order, so no atomics and deterministic results; the max and avg backwards index
+// in 32 bits with multiply-shift division where the sizes allow.
 #include <cmath>
 #include <limits>
 
 #include "backend/cuda/int_divider.cuh"
 #include "backend/cuda/launch.cuh"
+#include "backend/cuda/pool_cudnn.h"
 #include "backend/pool_kernels.h"
 
 namespace anvil::cuda {
@@ -150,32 +153,73 @@ __global__ void avg_pool_kernel(Geo g, const T* x, T* y) {
   }
 }
 
-// Outputs [first, last) along one dim whose avg windows (start o*s - p, length k) hold i.
-__device__ inline void covering(int64_t i, int64_t pad, int64_t k, int64_t s, int64_t out,
-                                int64_t& first, int64_t& last) {
-  const int64_t lo = i + pad - k + 1;  // o*s >= lo
-  first = lo <= 0 ? 0 : (lo + s - 1) / s;
-  last = min((i + pad) / s + 1, out);
+// The avg backward's geometry in its index type, with the divisions by the plane's width and
+// height and by the strides done by `Div`.
+template <class Index, class Div>
+struct AvgGatherGeometry {
+  Index H, W, OH, OW, kh, kw, sh, sw, ph, pw;
+  bool include_pad;
+  Div by_W, by_H, by_sh, by_sw;
+};
+
+// The divisor's extent along one dim of the window starting at `start` in padded coordinates
+// (backend/cpu/pool.cpp's avg_window): clipped to the padded input, or to the input.
+template <class Index>
+__device__ inline Index avg_extent(Index start, Index k, Index in, Index pad, bool include_pad) {
+  const Index end = min(start + k, in + 2 * pad);
+  return include_pad ? end - start : min(end, in + pad) - max(start, pad);
 }
 
-template <class T>
-__global__ void avg_pool_backward_kernel(Geo g, const T* gy, T* gx) {
+template <class T, class Index, class Div>
+__global__ void avg_pool_backward_kernel(AvgGatherGeometry<Index, Div> g, Index total, const T* gy,
+                                         T* gx) {
   using C = compute_t<T>;
-  ANVIL_GRID_STRIDE(i, g.planes * g.H * g.W) {
-    const int64_t w = i % g.W, h = (i / g.W) % g.H, p = i / (g.W * g.H);
-    int64_t oh0, oh1, ow0, ow1;
-    covering(h, g.ph, g.kh, g.sh, g.OH, oh0, oh1);
-    covering(w, g.pw, g.kw, g.sw, g.OW, ow0, ow1);
+  const Index stride = Index(gridDim.x) * blockDim.x;
+  for (Index i = Index(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
+    const Index q = g.by_W.div(i), w = i - q * g.W;
+    const Index p = g.by_H.div(q), h = q - p * g.H;
+    // In padded coordinates: the outputs whose windows [o*s, o*s + k) hold (hp, wp).
+    const Index hp = h + g.ph, wp = w + g.pw;
+    const Index oh0 = hp < g.kh ? 0 : g.by_sh.div(hp - g.kh) + 1;
+    const Index ow0 = wp < g.kw ? 0 : g.by_sw.div(wp - g.kw) + 1;
+    const Index oh1 = min(g.by_sh.div(hp) + 1, g.OH);
+    const Index ow1 = min(g.by_sw.div(wp) + 1, g.OW);
     const T* gyp = gy + p * g.OH * g.OW;
     C s = 0;
-    for (int64_t oh = oh0; oh < oh1; ++oh)
-      for (int64_t ow = ow0; ow < ow1; ++ow) {
-        const Window win = avg_window(g, oh, ow);
-        if (h < win.h0 || h >= win.h1 || w < win.w0 || w >= win.w1) continue;
-        s += up(gyp[oh * g.OW + ow]) / C(win.divisor);
+    for (Index oh = oh0; oh < oh1; ++oh) {
+      const int64_t dh = avg_extent(oh * g.sh, g.kh, g.H, g.ph, g.include_pad);
+      for (Index ow = ow0; ow < ow1; ++ow) {
+        const int64_t dw = avg_extent(ow * g.sw, g.kw, g.W, g.pw, g.include_pad);
+        s += up(gyp[oh * g.OW + ow]) / C(dh * dw);
       }
+    }
     gx[i] = down<T>(s);
   }
+}
+
+template <class T, class Index, class Div>
+void launch_avg_pool_backward(const PoolArgs& a, Div by_W, Div by_H, Div by_sh, Div by_sw,
+                              const Tensor& grad_input, const Tensor& grad_out) {
+  const AvgGatherGeometry<Index, Div> g{.H = Index(a.height),
+                                        .W = Index(a.width),
+                                        .OH = Index(a.out_h),
+                                        .OW = Index(a.out_w),
+                                        .kh = Index(a.kernel_h),
+                                        .kw = Index(a.kernel_w),
+                                        .sh = Index(a.stride_h),
+                                        .sw = Index(a.stride_w),
+                                        .ph = Index(a.pad_h),
+                                        .pw = Index(a.pad_w),
+                                        .include_pad = a.count_include_pad,
+                                        .by_W = by_W,
+                                        .by_H = by_H,
+                                        .by_sh = by_sh,
+                                        .by_sw = by_sw};
+  const int64_t total = grad_input.numel();
+  avg_pool_backward_kernel<T, Index, Div><<<blocks_for(total), kThreads, 0, current_stream()>>>(
+      g, Index(total), static_cast<const T*>(grad_out.data_ptr()),
+      static_cast<T*>(grad_input.data_ptr()));
+  ANVIL_CUDA_CHECK(cudaGetLastError());
 }
 
 // PyTorch's adaptive bins: [floor(i * in / out), ceil((i + 1) * in / out)).
@@ -264,19 +308,34 @@ void max_pool2d_backward_cuda(const PoolArgs& a, const Tensor& grad_input,
 }
 void avg_pool2d_cuda(const PoolArgs& a, const Tensor& out, const Tensor& input) {
   DeviceGuard guard(input.device().index);
+  if (avg_pool2d_cudnn(a, out, input)) return;
   ANVIL_DISPATCH_FLOAT(input.dtype(), "avg_pool2d", [&] {
     using T = dev_t<scalar_t>;
     ANVIL_POOL_LAUNCH(avg_pool_kernel<T>, out.numel(), geo_of(a), ptr<const T>(input),
                       ptr<T>(out));
   });
 }
-void avg_pool2d_backward_cuda(const PoolArgs& a, const Tensor& grad_input,
-                              const Tensor& grad_out) {
+void avg_pool2d_backward_cuda(const PoolArgs& a, const Tensor& grad_input, const Tensor& grad_out) {
+  if (grad_input.numel() == 0) return;
   DeviceGuard guard(grad_input.device().index);
+  // 32-bit index arithmetic with multiply-shift division when every index fits: the padded
+  // coordinates run below H + pad (the last window starts inside the input or its left
+  // padding) and a window's end below H + pad + kernel.
+  const int64_t limit = int64_t(1) << 31;
+  const bool narrow = grad_input.numel() < limit && grad_out.numel() < limit &&
+                      a.height + a.pad_h + a.kernel_h < limit &&
+                      a.width + a.pad_w + a.kernel_w < limit && a.height + 2 * a.pad_h < limit &&
+                      a.width + 2 * a.pad_w < limit && a.stride_h < limit && a.stride_w < limit;
   ANVIL_DISPATCH_FLOAT(grad_out.dtype(), "avg_pool2d_backward", [&] {
     using T = dev_t<scalar_t>;
-    ANVIL_POOL_LAUNCH(avg_pool_backward_kernel<T>, grad_input.numel(), geo_of(a),
-                      ptr<const T>(grad_out), ptr<T>(grad_input));
+    if (narrow)
+      launch_avg_pool_backward<T, uint32_t>(
+          a, IntDivider(uint32_t(a.width)), IntDivider(uint32_t(a.height)),
+          IntDivider(uint32_t(a.stride_h)), IntDivider(uint32_t(a.stride_w)), grad_input, grad_out);
+    else
+      launch_avg_pool_backward<T, int64_t>(a, PlainDivider{a.width}, PlainDivider{a.height},
+                                           PlainDivider{a.stride_h}, PlainDivider{a.stride_w},
+                                           grad_input, grad_out);
   });
 }
 void adaptive_avg_pool2d_cuda(const PoolArgs& a, const Tensor& out, const Tensor& input) {
