@@ -149,6 +149,28 @@ struct Setup {
   }
 };
 
+// Where a training forward's "running" statistics go: with factor 1 cuDNN writes
+// running_var = 1 * unbiased batch variance + 0 * running_var, the batch_var the op layer
+// wants (zeroed first, so that whatever the memory held cannot leak in as NaN). cuDNN takes
+// both running buffers or neither: the running mean goes to scratch. Both null without
+// batch_var. (The op layer updates the real running statistics.)
+class RunningOutputs {
+ public:
+  RunningOutputs(const Setup& s, const Tensor& batch_var, int64_t C) {
+    if (!batch_var.defined()) return;
+    ANVIL_CUDA_CHECK(cudaMemsetAsync(batch_var.data_ptr(), 0, size_t(C) * sizeof(float),
+                                     current_stream()));
+    mean_ = library_workspace(s.device, size_t(C) * sizeof(float));
+    var_ = batch_var.data_ptr();
+  }
+  void* mean() const { return workspace_ptr(mean_); }
+  void* var() const { return var_; }
+
+ private:
+  Tensor mean_;
+  void* var_ = nullptr;
+};
+
 // One training forward in `mode`. The Ex call takes cuDNN's fastest kernels but may want a
 // reserve buffer that its backward reads again; our kernel interface has no slot to carry one
 // from forward to backward, so where a reserve is wanted the plain call (which needs none) runs.
@@ -159,18 +181,9 @@ cudnnStatus_t forward_training(Setup& s, cudnnBatchNormMode_t mode, const BatchN
   const int64_t C = a.channels;
   const void* w = s.weight(weight, C);
   const void* b = s.bias(bias, C);
-  // With factor 1 cuDNN writes running_var = 1 * unbiased batch variance + 0 * running_var:
-  // zeroed first, so that whatever the memory held cannot leak in as NaN. cuDNN takes both
-  // running buffers or neither; the running mean goes to scratch.
-  Tensor running_mean;
-  void* rv = nullptr;
-  if (batch_var.defined()) {
-    ANVIL_CUDA_CHECK(cudaMemsetAsync(batch_var.data_ptr(), 0, size_t(C) * sizeof(float),
-                                     current_stream()));
-    running_mean = library_workspace(s.device, size_t(C) * sizeof(float));
-    rv = batch_var.data_ptr();
-  }
-  void* rm = workspace_ptr(running_mean);
+  const RunningOutputs running(s, batch_var, C);
+  void* rm = running.mean();
+  void* rv = running.var();
   size_t reserve = 0;
   cudnnStatus_t st = cudnnGetBatchNormalizationTrainingExReserveSpaceSize(
       s.handle, mode, CUDNN_BATCHNORM_OPS_BN, nullptr, s.x.d, &reserve);
@@ -380,20 +393,13 @@ bool batch_norm_relu_cuda(const BatchNormArgs& a, const Tensor& out, const Tenso
   if (declined(st)) return false;
   check_cudnn(st, "batch_norm_relu");
   const int64_t C = a.channels;
-  Tensor running_mean;  // scratch: the op layer updates the running statistics (see above)
-  void* rv = nullptr;
-  if (batch_var.defined()) {
-    ANVIL_CUDA_CHECK(cudaMemsetAsync(batch_var.data_ptr(), 0, size_t(C) * sizeof(float),
-                                     current_stream()));
-    running_mean = library_workspace(s.device, size_t(C) * sizeof(float));
-    rv = batch_var.data_ptr();
-  }
+  const RunningOutputs running(s, batch_var, C);
   const Tensor ws = library_workspace(s.device, bytes);
   Tensor kept = library_workspace(s.device, reserve_bytes);
   st = cudnnBatchNormalizationForwardTrainingEx(
       s.handle, kFusedMode, ops, &Setup::one, &Setup::zero, s.x.d, input.data_ptr(), z,
       residual.defined() ? residual.data_ptr() : nullptr, s.x.d, out.data_ptr(), s.vec.d,
-      s.weight(weight, C), s.bias(bias, C), 1.0, workspace_ptr(running_mean), rv, a.eps,
+      s.weight(weight, C), s.bias(bias, C), 1.0, running.mean(), running.var(), a.eps,
       save_mean.data_ptr(), save_invstd.data_ptr(), relu.d, workspace_ptr(ws), bytes,
       workspace_ptr(kept), reserve_bytes);
   if (declined(st)) return false;
