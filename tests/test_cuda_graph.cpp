@@ -70,6 +70,35 @@ TEST_F(CudaGraph, RandomDrawsAdvanceOnEveryReplayLikeEagerDraws) {
   EXPECT_EQ(default_generator(cuda).offset(), 4u * 250u);
 }
 
+TEST_F(CudaGraph, RandomDrawsFollowEagerDrawsAndReseedsBetweenReplays) {
+  // Consecutive replays advance the draw base on the device; an eager draw or manual_seed in
+  // between moves the generator, and the next replay must start where it now stands.
+  const Device cuda = kCUDA;
+  auto draw = [&] { return rand({1000}, TensorOptions().device(cuda)).to(kCPU); };
+  manual_seed(5);
+  std::vector<Tensor> eager;
+  for (int i = 0; i < 4; ++i) eager.push_back(draw());
+  manual_seed(7);
+  Tensor reseeded = draw();
+
+  manual_seed(5);
+  Tensor u = empty({1000}, TensorOptions().device(cuda));
+  CUDAGraph g;
+  g.capture_begin();
+  u.copy_(rand({1000}, TensorOptions().device(cuda)));
+  g.capture_end();
+  g.replay();
+  EXPECT_TRUE(equal(cpu_copy(u), eager[0]));
+  EXPECT_TRUE(equal(draw(), eager[1]));  // an eager draw between two replays
+  g.replay();
+  EXPECT_TRUE(equal(cpu_copy(u), eager[2]));
+  g.replay();  // straight after the last: the base the device advanced itself
+  EXPECT_TRUE(equal(cpu_copy(u), eager[3]));
+  manual_seed(7);
+  g.replay();
+  EXPECT_TRUE(equal(cpu_copy(u), reseeded));
+}
+
 TEST_F(CudaGraph, ReplaysMakeNoDeviceMallocsAndResetReturnsThePool) {
   Tensor x = test::uniform({256, 256}, 1, -1, 1, kFloat32).to(kCUDA);
   Tensor w = test::uniform({256, 256}, 2, -1, 1, kFloat32).to(kCUDA);

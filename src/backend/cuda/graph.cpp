@@ -8,6 +8,7 @@
 #include "anvil/core/tensor.h"
 #include "backend/cuda/caching_allocator.h"
 #include "backend/cuda/capture.h"
+#include "backend/cuda/graph_rng.h"
 #include "backend/cuda/runtime.h"
 #include "backend/cuda/stream.h"
 
@@ -60,9 +61,14 @@ class Graph final : public detail::CUDAGraphImpl {
     DeviceGuard guard(device_);
     capturing_ = false;
     t_capturing = false;
+    rng_blocks_ = generator().end_capture();
+    // The graph's last node moves its draw base on, so that consecutive replays need no copy
+    // of the generator state from the host (replay()).
+    if (rng_blocks_ > 0)
+      advance_rng_base(static_cast<uint64_t*>(rng_state_.data_ptr()), rng_blocks_,
+                       current_stream());
     const cudaError_t err = cudaStreamEndCapture(current_stream(), &graph_);
     caching_allocator_end_capture(device_);
-    rng_blocks_ = generator().end_capture();
     const std::string refused = take_capture_failure();
     if (!refused.empty() && err == cudaSuccess) {
       reset();
@@ -88,11 +94,20 @@ class Graph final : public detail::CUDAGraphImpl {
     DeviceGuard guard(device_);
     if (rng_blocks_ > 0) {
       Generator& g = generator();
-      // A pageable source is staged by the driver before the call returns, so the stack
-      // array may go out of scope at once.
-      const uint64_t state[2] = {g.seed(), g.reserve(rng_blocks_)};
-      ANVIL_CUDA_CHECK(cudaMemcpyAsync(rng_state_.data_ptr(), state, sizeof state,
-                                       cudaMemcpyHostToDevice, current_stream()));
+      const uint64_t seed = g.seed(), base = g.reserve(rng_blocks_);
+      // The device holds {seed, base} already when nothing drew from the generator since the
+      // last replay (which advanced the base itself); otherwise write it. A pageable source is
+      // staged by the driver before the call returns, so the array may go out of scope.
+      if (!device_state_known_ || seed != device_seed_ || base != device_base_) {
+        const uint64_t state[2] = {seed, base};
+        ANVIL_CUDA_CHECK(cudaMemcpyAsync(rng_state_.data_ptr(), state, sizeof state,
+                                         cudaMemcpyHostToDevice, current_stream()));
+      }
+      ANVIL_CUDA_CHECK(cudaGraphLaunch(exec_, current_stream()));
+      device_state_known_ = true;
+      device_seed_ = seed;
+      device_base_ = base + rng_blocks_;
+      return;
     }
     ANVIL_CUDA_CHECK(cudaGraphLaunch(exec_, current_stream()));
   }
@@ -114,6 +129,7 @@ class Graph final : public detail::CUDAGraphImpl {
     exec_ = nullptr;
     graph_ = nullptr;
     rng_blocks_ = 0;
+    device_state_known_ = false;
     if (pool_id_) {
       // A replay may still be running: its memory returns only after it has finished.
       cudaStreamSynchronize(current_stream());
@@ -146,6 +162,10 @@ class Graph final : public detail::CUDAGraphImpl {
   cudaGraphExec_t exec_ = nullptr;
   Tensor rng_state_;
   uint64_t rng_blocks_ = 0;
+  // What rng_state_ holds once the replays enqueued so far have run (their last node advances
+  // the base): a replay that would write the same skips the host-to-device copy.
+  bool device_state_known_ = false;
+  uint64_t device_seed_ = 0, device_base_ = 0;
 };
 
 const bool g_registered = [] {
