@@ -15,10 +15,7 @@ std::vector<Tensor> AccumulateGrad::apply(const Tensor& grad_output) {
   if (impl->grad.defined()) {
     impl->grad = add(impl->grad, g);
   } else {
-    const MemoryFormat format =
-        leaf.is_contiguous(MemoryFormat::ChannelsLast) && !leaf.is_contiguous()
-            ? MemoryFormat::ChannelsLast
-            : MemoryFormat::Contiguous;
+    const MemoryFormat format = leaf.suggest_memory_format();
     if (g.is_same(grad_output) || !g.is_contiguous(format)) {
       Tensor fresh = Tensor::empty(g.shape(), g.options(), format);
       fresh.copy_(g);

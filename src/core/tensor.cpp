@@ -73,6 +73,11 @@ bool Tensor::is_contiguous(MemoryFormat format) const {
   return true;
 }
 
+MemoryFormat Tensor::suggest_memory_format() const {
+  return is_contiguous(MemoryFormat::ChannelsLast) && !is_contiguous() ? MemoryFormat::ChannelsLast
+                                                                      : MemoryFormat::Contiguous;
+}
+
 void* Tensor::data_ptr() const {
   const auto& im = checked(impl_);
   char* base = static_cast<char*>(im.storage->data());

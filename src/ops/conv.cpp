@@ -5,7 +5,6 @@
 #include "anvil/autograd/node.h"
 #include "backend/conv_kernels.h"
 #include "ops/checks.h"
-#include "ops/layout.h"
 #include "ops/unary.h"
 
 namespace anvil {
@@ -97,8 +96,7 @@ Tensor convolve(const Tensor& input, const Tensor& weight, const Tensor& bias, P
   // tensor-core kernels are NHWC, so this saves the transposes it would otherwise run); the
   // CPU kernels are row-major only, and cuDNN has no NHWC float64 backward, so there the
   // result is converted instead.
-  const bool channels_last =
-      ops::suggest_memory_format({&input}, input.shape()) == MemoryFormat::ChannelsLast;
+  const bool channels_last = input.suggest_memory_format() == MemoryFormat::ChannelsLast;
   a.channels_last = channels_last && input.device().is_cuda() && input.dtype() != kFloat64;
   const MemoryFormat format = a.channels_last ? MemoryFormat::ChannelsLast
                                               : MemoryFormat::Contiguous;

@@ -56,7 +56,7 @@ Tensor Tensor::clone() const { return record_copy(copy_to(*this, device(), dtype
 Tensor Tensor::to(DType dt) const {
   if (dt == dtype()) return *this;
   // A channels-last tensor stays channels-last (autocast casts activations this way).
-  Tensor out = copy_to(*this, device(), dt, ops::suggest_memory_format({this}, shape()));
+  Tensor out = copy_to(*this, device(), dt, suggest_memory_format());
   if (!is_floating(dt)) return out;  // integer results carry no gradient
   // The engine casts the gradient back to the input's dtype.
   return autograd::record("ToCopyBackward", out, {*this},

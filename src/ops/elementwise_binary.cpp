@@ -46,16 +46,10 @@ Tensor compute(BinaryOp op, const Tensor& a, const Tensor& b, DType compute_dtyp
   const TensorOptions options = TensorOptions(out_dtype).device(a.device());
   NoGradGuard no_grad;  // conversions and expansions here are not part of the graph
   Tensor x = a.to(compute_dtype).expand(shape), y = b.to(compute_dtype).expand(shape);
-  if (ops::suggest_memory_format({&a, &b}, shape) == MemoryFormat::ChannelsLast) {
-    Tensor out = Tensor::empty(shape, options, MemoryFormat::ChannelsLast);
-    if (auto flat = ops::flat_channels_last({out, x, y})) {
-      backend::binary_kernels[a.device()](op, (*flat)[0], (*flat)[1], (*flat)[2]);
-      return out;
-    }
-  }
-  Tensor out = Tensor::empty(shape, options);
-  backend::binary_kernels[a.device()](op, out, x, y);
-  return out;
+  return ops::elementwise_result(shape, options, {x, y},
+                                 [&](const Tensor& out, const std::vector<Tensor>& in) {
+                                   backend::binary_kernels[a.device()](op, out, in[0], in[1]);
+                                 });
 }
 
 DType arithmetic_dtype(BinaryOp op, const Tensor& a, const Tensor& b) {

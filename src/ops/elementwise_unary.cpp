@@ -33,33 +33,20 @@ Tensor unary(backend::UnaryOp op, const Tensor& a, const char* name, double alph
     out_dtype = kFloat32;
     in = a.to(kFloat32);
   }
-  const TensorOptions options = TensorOptions(out_dtype).device(a.device());
-  if (suggest_memory_format({&in}, in.shape()) == MemoryFormat::ChannelsLast) {
-    Tensor out = Tensor::empty(a.shape(), options, MemoryFormat::ChannelsLast);
-    if (auto flat = flat_channels_last({out, in})) {
-      backend::unary_kernels[a.device()](op, (*flat)[0], (*flat)[1], alpha);
-      return out;
-    }
-  }
-  Tensor out = Tensor::empty(a.shape(), options);
-  backend::unary_kernels[a.device()](op, out, in, alpha);
-  return out;
+  return elementwise_result(a.shape(), TensorOptions(out_dtype).device(a.device()), {in},
+                            [&](const Tensor& out, const std::vector<Tensor>& x) {
+                              backend::unary_kernels[a.device()](op, out, x[0], alpha);
+                            });
 }
 
 Tensor unary_backward(backend::UnaryOp op, const Tensor& grad, const Tensor& saved, double alpha) {
   NoGradGuard no_grad;
   Tensor g = grad.to(saved.dtype()).expand(saved.shape());
-  if (suggest_memory_format({&g, &saved}, saved.shape()) == MemoryFormat::ChannelsLast) {
-    Tensor out = Tensor::empty(saved.shape(), saved.options(), MemoryFormat::ChannelsLast);
-    if (auto flat = flat_channels_last({out, g, saved})) {
-      backend::unary_backward_kernels[saved.device()](op, (*flat)[0], (*flat)[1], (*flat)[2],
-                                                      alpha);
-      return out;
-    }
-  }
-  Tensor out = Tensor::empty(saved.shape(), saved.options());
-  backend::unary_backward_kernels[saved.device()](op, out, g, saved, alpha);
-  return out;
+  return elementwise_result(saved.shape(), saved.options(), {g, saved},
+                            [&](const Tensor& out, const std::vector<Tensor>& x) {
+                              backend::unary_backward_kernels[saved.device()](op, out, x[0], x[1],
+                                                                              alpha);
+                            });
 }
 
 }  // namespace ops

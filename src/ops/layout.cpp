@@ -3,10 +3,6 @@
 namespace anvil::ops {
 namespace {
 
-bool is_channels_last_only(const Tensor& t) {
-  return t.is_contiguous(MemoryFormat::ChannelsLast) && !t.is_contiguous();
-}
-
 bool is_broadcast_element(const Tensor& t) {
   for (int64_t s : t.strides())
     if (s != 0) return false;
@@ -14,14 +10,6 @@ bool is_broadcast_element(const Tensor& t) {
 }
 
 }  // namespace
-
-MemoryFormat suggest_memory_format(const std::vector<const Tensor*>& operands,
-                                   const Shape& shape) {
-  for (const Tensor* t : operands)
-    if (t && t->defined() && t->shape() == shape && is_channels_last_only(*t))
-      return MemoryFormat::ChannelsLast;
-  return MemoryFormat::Contiguous;
-}
 
 std::optional<std::vector<Tensor>> flat_channels_last(const std::vector<Tensor>& ts) {
   std::vector<Tensor> flat;
@@ -36,6 +24,26 @@ std::optional<std::vector<Tensor>> flat_channels_last(const std::vector<Tensor>&
     }
   }
   return flat;
+}
+
+Tensor elementwise_result(const Shape& shape, TensorOptions options, const std::vector<Tensor>& in,
+                          const ElementwiseKernel& kernel) {
+  bool channels_last = false;
+  for (const Tensor& t : in)
+    if (t.shape() == shape && t.suggest_memory_format() == MemoryFormat::ChannelsLast)
+      channels_last = true;
+  if (channels_last) {
+    Tensor out = Tensor::empty(shape, options, MemoryFormat::ChannelsLast);
+    std::vector<Tensor> all{out};
+    all.insert(all.end(), in.begin(), in.end());
+    if (auto flat = flat_channels_last(all)) {
+      kernel((*flat)[0], std::vector<Tensor>(flat->begin() + 1, flat->end()));
+      return out;
+    }
+  }
+  Tensor out = Tensor::empty(shape, options);
+  kernel(out, in);
+  return out;
 }
 
 }  // namespace anvil::ops

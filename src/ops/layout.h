@@ -3,6 +3,7 @@
 // then runs over all operands as flat runs of memory, so relu, add, casts and their gradients
 // keep a channels-last network channels-last without transposing anything.
 #pragma once
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -10,12 +11,16 @@
 
 namespace anvil::ops {
 
-// ChannelsLast when some operand of `shape` is dense channels-last and not also row-major
-// contiguous (a [N, 1, H, W] or [N, C, 1, 1] tensor is both: it stays Contiguous).
-MemoryFormat suggest_memory_format(const std::vector<const Tensor*>& operands, const Shape& shape);
-
 // 1-D views over memory of `ts` (all of one shape, the result first) when each is dense
 // channels-last or one broadcast element (all strides 0); nullopt when one is neither.
 std::optional<std::vector<Tensor>> flat_channels_last(const std::vector<Tensor>& ts);
+
+// An element-wise result of `shape`: `kernel(out, in)` fills it from `in` (operands already
+// converted and broadcast to `shape`). Channels-last when an operand is, with every tensor
+// handed to the kernel as a flat run over memory; row-major otherwise, and also where an
+// operand's layout matches neither (the kernel then walks the strides).
+using ElementwiseKernel = std::function<void(const Tensor& out, const std::vector<Tensor>& in)>;
+Tensor elementwise_result(const Shape& shape, TensorOptions options, const std::vector<Tensor>& in,
+                          const ElementwiseKernel& kernel);
 
 }  // namespace anvil::ops

@@ -6,7 +6,6 @@
 #include "anvil/ops/elementwise.h"
 #include "backend/norm_kernels.h"
 #include "ops/checks.h"
-#include "ops/layout.h"
 
 namespace anvil {
 namespace {
@@ -71,7 +70,7 @@ Prepared prepare(const char* op, const Tensor& input, const Tensor& running_mean
               to_string(input.shape()));
   // A channels-last [N, C, H, W] input is, in memory, an [N*H*W, C] matrix: normalised as
   // that (spatial 1), it and its gradient stay channels-last.
-  p.format = ops::suggest_memory_format({&input}, input.shape());
+  p.format = input.suggest_memory_format();
   if (p.format == MemoryFormat::ChannelsLast) {
     a.batch *= a.spatial;
     a.spatial = 1;

@@ -15,14 +15,6 @@ struct GraphedStep::Entry {
   std::unique_ptr<CUDAGraph> graph;
 };
 
-namespace {
-MemoryFormat format_of(const Tensor& t) {
-  return t.is_contiguous(MemoryFormat::ChannelsLast) && !t.is_contiguous()
-             ? MemoryFormat::ChannelsLast
-             : MemoryFormat::Contiguous;
-}
-}  // namespace
-
 GraphedStep::GraphedStep(Device device, StepFn step, SignatureFn signature, bool enabled,
                          int warmup, size_t max_graphs)
     : device_(device),
@@ -49,7 +41,7 @@ GraphedStep::Entry& GraphedStep::entry_for(const Tensor& x, const Tensor& y) {
   for (auto it = entries_.begin(); it != entries_.end(); ++it) {
     Entry& e = **it;
     if (e.x_shape == x.shape() && e.y_shape == y.shape() && e.x_dtype == x.dtype() &&
-        e.y_dtype == y.dtype() && e.x_format == format_of(x)) {
+        e.y_dtype == y.dtype() && e.x_format == x.suggest_memory_format()) {
       std::rotate(it, it + 1, entries_.end());  // most recently used last
       return *entries_.back();
     }
@@ -60,7 +52,7 @@ GraphedStep::Entry& GraphedStep::entry_for(const Tensor& x, const Tensor& y) {
   e->y_shape = y.shape();
   e->x_dtype = x.dtype();
   e->y_dtype = y.dtype();
-  e->x_format = format_of(x);
+  e->x_format = x.suggest_memory_format();
   entries_.push_back(std::move(e));
   return *entries_.back();
 }

@@ -75,6 +75,9 @@ class Tensor {
   bool is_contiguous() const;
   // Dense in `format`'s order (size-1 dims may have any stride, as in PyTorch).
   bool is_contiguous(MemoryFormat format) const;
+  // The layout ops keep for this tensor: ChannelsLast when it is dense channels-last and not
+  // also row-major (a [N, 1, H, W] or [N, C, 1, 1] tensor is both: Contiguous).
+  MemoryFormat suggest_memory_format() const;
   bool is_floating_point() const { return is_floating(dtype()); }
   const std::shared_ptr<Storage>& storage() const;
   // Address of the first element (storage base + offset).
