@@ -22,6 +22,7 @@
 #include "anvil/core/determinism.h"
 #include "backend/copy_kernels.h"
 #include "backend/cuda/batch_norm.h"
+#include "backend/cuda/cudnn_tensor.h"
 #include "backend/cuda/handles.h"
 #include "backend/cuda/stream.h"
 
@@ -35,34 +36,8 @@ namespace anvil::cuda {
 namespace {
 using backend::BatchNormArgs;
 
-// The largest batch (N) given to cuDNN: torch keeps cuDNN's batch norm within 65535 in
-// inference (880801 in training) after larger batches failed there; we keep to it in both.
-constexpr int64_t kMaxCudnnBatch = 65535;
 // How far past the smallest possible height the NHWC factorisation M = N' * H' looks.
 constexpr int64_t kFactorSearch = 1024;
-
-// Statuses that mean "cuDNN does not take this case": try the next mode, then our kernels.
-bool declined(cudnnStatus_t st) {
-  return st == CUDNN_STATUS_NOT_SUPPORTED || st == CUDNN_STATUS_BAD_PARAM;
-}
-
-struct Descriptor {
-  cudnnTensorDescriptor_t d = nullptr;
-  // Of setting the dims: declined() where this cuDNN lacks the dtype or the dims.
-  cudnnStatus_t status = CUDNN_STATUS_SUCCESS;
-  Descriptor(cudnnTensorFormat_t format, cudnnDataType_t type, int64_t n, int64_t c, int64_t h,
-             int64_t w) {
-    ANVIL_CUDNN_CHECK(cudnnCreateTensorDescriptor(&d));
-    status = cudnnSetTensor4dDescriptor(d, format, type, int(n), int(c), int(h), int(w));
-    if (status != CUDNN_STATUS_SUCCESS && !declined(status)) {
-      cudnnDestroyTensorDescriptor(d);
-      check_cudnn(status, "cudnnSetTensor4dDescriptor");
-    }
-  }
-  ~Descriptor() { cudnnDestroyTensorDescriptor(d); }
-  Descriptor(const Descriptor&) = delete;
-  Descriptor& operator=(const Descriptor&) = delete;
-};
 
 // How cuDNN sees the input: format and the four dims.
 struct Layout {
@@ -113,8 +88,8 @@ std::vector<cudnnBatchNormMode_t> modes_for(const Layout& l, DType dt) {
 // and the weight and bias (ones and zeros from the caching allocator when undefined).
 struct Setup {
   int device;
-  Descriptor x;
-  Descriptor vec;  // [1, C, 1, 1] in float (the statistics dtype of float and 16-bit data)
+  CudnnTensorDescriptor x;
+  CudnnTensorDescriptor vec;  // [1, C, 1, 1] in float (the statistics dtype of float and 16-bit data)
   cudnnHandle_t handle;
   Tensor ones, zeros;
   static constexpr float one = 1, zero = 0;
@@ -250,19 +225,18 @@ bool first_taken(const std::vector<cudnnBatchNormMode_t>& modes, const char* op,
   for (cudnnBatchNormMode_t mode : modes) {
     const cudnnStatus_t st = call(mode);
     if (st == CUDNN_STATUS_SUCCESS) return true;
-    if (!declined(st)) check_cudnn(st, op);
+    if (!cudnn_declined(st)) check_cudnn(st, op);
   }
   return false;
 }
 
-// The layout for cuDNN, or none where our kernels take the case. Data that does not start on
-// a 16-byte boundary (a view into a larger tensor) goes to our kernels too: cuDNN's kernels may
-// read in vectors, and we have no GPU test of every cuDNN version reading such views right.
+// The layout for cuDNN, or none where our kernels take the case (also for `data` that is not
+// cudnn_aligned; undefined tensors are skipped).
 std::optional<Layout> cudnn_layout(const BatchNormArgs& a, DType dt,
                                    std::initializer_list<const Tensor*> data) {
   if (dt == kFloat64 || a.eps < CUDNN_BN_MIN_EPSILON) return std::nullopt;
   for (const Tensor* t : data)
-    if (reinterpret_cast<uintptr_t>(t->data_ptr()) % 16 != 0) return std::nullopt;
+    if (t->defined() && !cudnn_aligned(*t)) return std::nullopt;
   return layout_of(a);
 }
 
@@ -356,12 +330,7 @@ std::optional<Layout> fused_layout(const BatchNormArgs& a, DType dt,
   if (!a.training || a.spatial != 1 || (dt != kFloat16 && dt != kBFloat16) ||
       are_deterministic_algorithms_enabled())
     return std::nullopt;
-  std::vector<const Tensor*> defined;
-  for (const Tensor* t : data)
-    if (t->defined()) defined.push_back(t);
-  for (const Tensor* t : defined)
-    if (reinterpret_cast<uintptr_t>(t->data_ptr()) % 16 != 0) return std::nullopt;
-  std::optional<Layout> l = layout_of(a);
+  std::optional<Layout> l = cudnn_layout(a, dt, data);
   if (!l || l->format != CUDNN_TENSOR_NHWC) return std::nullopt;
   return l;
 }
@@ -390,7 +359,7 @@ bool batch_norm_relu_cuda(const BatchNormArgs& a, const Tensor& out, const Tenso
   if (st == CUDNN_STATUS_SUCCESS)
     st = cudnnGetBatchNormalizationTrainingExReserveSpaceSize(s.handle, kFusedMode, ops, relu.d,
                                                               s.x.d, &reserve_bytes);
-  if (declined(st)) return false;
+  if (cudnn_declined(st)) return false;
   check_cudnn(st, "batch_norm_relu");
   const int64_t C = a.channels;
   const RunningOutputs running(s, batch_var, C);
@@ -402,7 +371,7 @@ bool batch_norm_relu_cuda(const BatchNormArgs& a, const Tensor& out, const Tenso
       s.weight(weight, C), s.bias(bias, C), 1.0, running.mean(), running.var(), a.eps,
       save_mean.data_ptr(), save_invstd.data_ptr(), relu.d, workspace_ptr(ws), bytes,
       workspace_ptr(kept), reserve_bytes);
-  if (declined(st)) return false;
+  if (cudnn_declined(st)) return false;
   check_cudnn(st, "batch_norm_relu");
   reserve = kept;
   return true;
@@ -431,7 +400,7 @@ bool batch_norm_relu_backward_cuda(const BatchNormArgs& a, const Tensor& grad_in
   size_t bytes = 0;
   cudnnStatus_t st = cudnnGetBatchNormalizationBackwardExWorkspaceSize(
       s.handle, kFusedMode, ops, s.x.d, s.x.d, s.x.d, dz, s.x.d, s.vec.d, relu.d, &bytes);
-  if (declined(st)) return false;
+  if (cudnn_declined(st)) return false;
   check_cudnn(st, "batch_norm_relu_backward");
   const Tensor ws = library_workspace(s.device, bytes);
   st = cudnnBatchNormalizationBackwardEx(
@@ -443,7 +412,7 @@ bool batch_norm_relu_backward_cuda(const BatchNormArgs& a, const Tensor& grad_in
       grad_bias.defined() ? grad_bias.data_ptr() : spare + C, a.eps, save_mean.data_ptr(),
       save_invstd.data_ptr(), relu.d, workspace_ptr(ws), bytes,
       workspace_ptr(reserve), size_t(reserve.defined() ? reserve.numel() : 0));
-  if (declined(st)) return false;
+  if (cudnn_declined(st)) return false;
   check_cudnn(st, "batch_norm_relu_backward");
   return true;
 }

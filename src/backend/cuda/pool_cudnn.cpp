@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "backend/cuda/cudnn_tensor.h"
 #include "backend/cuda/handles.h"
 
 // cuDNN 9 marks its legacy pooling calls deprecated but still ships and supports them; with
@@ -24,26 +25,7 @@ namespace anvil::cuda {
 namespace {
 using backend::PoolArgs;
 
-// The largest N given to cuDNN, as for batch norm (batch_norm_cudnn.cpp): the planes are
-// split into N x C within it.
-constexpr int64_t kMaxCudnnBatch = 65535;
 constexpr int64_t kFactorSearch = 1024;
-
-bool declined(cudnnStatus_t st) {
-  return st == CUDNN_STATUS_NOT_SUPPORTED || st == CUDNN_STATUS_BAD_PARAM;
-}
-
-struct TensorDescriptor {
-  cudnnTensorDescriptor_t d = nullptr;
-  cudnnStatus_t status = CUDNN_STATUS_SUCCESS;
-  TensorDescriptor(cudnnDataType_t type, int64_t n, int64_t c, int64_t h, int64_t w) {
-    ANVIL_CUDNN_CHECK(cudnnCreateTensorDescriptor(&d));
-    status = cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, type, int(n), int(c), int(h), int(w));
-  }
-  ~TensorDescriptor() { cudnnDestroyTensorDescriptor(d); }
-  TensorDescriptor(const TensorDescriptor&) = delete;
-  TensorDescriptor& operator=(const TensorDescriptor&) = delete;
-};
 
 struct PoolingDescriptor {
   cudnnPoolingDescriptor_t d = nullptr;
@@ -103,31 +85,30 @@ cudnnDataType_t data_type(DType dt) {
                            : CUDNN_DATA_FLOAT;
 }
 
-bool aligned(const Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; }
-
 }  // namespace
 
 bool avg_pool2d_cudnn(const PoolArgs& a, const Tensor& out, const Tensor& input) {
-  if (!takes(a, out, input) || !aligned(input) || !aligned(out)) return false;
+  if (!takes(a, out, input) || !cudnn_aligned(input) || !cudnn_aligned(out)) return false;
   const auto [n, c] = batch_split(a.planes);
   if (n == 0) return false;
   const cudnnDataType_t type = data_type(input.dtype());
-  const TensorDescriptor x(type, n, c, a.height, a.width), y(type, n, c, a.out_h, a.out_w);
+  const CudnnTensorDescriptor x(CUDNN_TENSOR_NCHW, type, n, c, a.height, a.width),
+      y(CUDNN_TENSOR_NCHW, type, n, c, a.out_h, a.out_w);
   const PoolingDescriptor pool(a);
   for (cudnnStatus_t st : {x.status, y.status, pool.status}) {
-    if (declined(st)) return false;
+    if (cudnn_declined(st)) return false;
     check_cudnn(st, "avg_pool2d: cuDNN descriptors");
   }
   // cuDNN's own output size must be ours, or its windows are not the ones we mean.
   int on = 0, oc = 0, oh = 0, ow = 0;
   cudnnStatus_t st = cudnnGetPooling2dForwardOutputDim(pool.d, x.d, &on, &oc, &oh, &ow);
-  if (declined(st)) return false;
+  if (cudnn_declined(st)) return false;
   check_cudnn(st, "cudnnGetPooling2dForwardOutputDim");
   if (oh != a.out_h || ow != a.out_w) return false;
   const float one = 1, zero = 0;
   st = cudnnPoolingForward(cudnn_handle(input.device().index), pool.d, &one, x.d, input.data_ptr(),
                            &zero, y.d, out.data_ptr());
-  if (declined(st)) return false;
+  if (cudnn_declined(st)) return false;
   check_cudnn(st, "cudnnPoolingForward");
   return true;
 }
