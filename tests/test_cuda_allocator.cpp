@@ -1,6 +1,6 @@
 // The caching CUDA allocator: statistics, reuse, splitting, merging, data integrity, a
 // training loop without device mallocs after warm-up, and out-of-memory errors. Skipped
-// without a GPU (except the check that the statistics read zero there).
+// without a GPU (test_device.cpp checks that the statistics read zero there).
 #include <string>
 #include <vector>
 
@@ -25,16 +25,6 @@ class CudaAllocator : public ::testing::Test {
     ASSERT_EQ(cuda_memory_stats().reserved_bytes, 0);
   }
 };
-
-TEST(CudaAllocatorNoGpu, StatisticsAreZeroWithoutDevice) {
-  if (cuda_is_available()) GTEST_SKIP() << "has a CUDA device";
-  const MemoryStats s = cuda_memory_stats();
-  EXPECT_EQ(s.allocated_bytes, 0);
-  EXPECT_EQ(s.reserved_bytes, 0);
-  EXPECT_EQ(s.num_device_mallocs, 0);
-  cuda_reset_peak_memory_stats();
-  cuda_empty_cache();
-}
 
 TEST_F(CudaAllocator, StatsTrackManySizes) {
   const MemoryStats before = cuda_memory_stats();

@@ -309,6 +309,7 @@ std::vector<Case> all_cases() {
 
 class CudaSweepElementwise : public ::testing::TestWithParam<Param> {};
 
+TEST_P(CudaSweepElementwise, CpuReference) { check_reference(GetParam()); }
 TEST_P(CudaSweepElementwise, MatchesCpu) { check(GetParam()); }
 
 INSTANTIATE_TEST_SUITE_P(, CudaSweepElementwise, ::testing::ValuesIn(params(all_cases())), name);

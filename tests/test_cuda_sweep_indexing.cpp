@@ -126,6 +126,7 @@ std::vector<Case> all_cases() {
 
 class CudaSweepIndexing : public ::testing::TestWithParam<Param> {};
 
+TEST_P(CudaSweepIndexing, CpuReference) { check_reference(GetParam()); }
 TEST_P(CudaSweepIndexing, MatchesCpu) { check(GetParam()); }
 
 INSTANTIATE_TEST_SUITE_P(, CudaSweepIndexing, ::testing::ValuesIn(params(all_cases())), name);

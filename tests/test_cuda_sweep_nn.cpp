@@ -208,6 +208,7 @@ std::vector<Case> all_cases() {
 
 class CudaSweepNN : public ::testing::TestWithParam<Param> {};
 
+TEST_P(CudaSweepNN, CpuReference) { check_reference(GetParam()); }
 TEST_P(CudaSweepNN, MatchesCpu) { check(GetParam()); }
 
 INSTANTIATE_TEST_SUITE_P(, CudaSweepNN, ::testing::ValuesIn(params(all_cases())), name);

@@ -147,6 +147,7 @@ std::vector<Case> all_cases() {
 
 class CudaSweepOptim : public ::testing::TestWithParam<Param> {};
 
+TEST_P(CudaSweepOptim, CpuReference) { check_reference(GetParam()); }
 TEST_P(CudaSweepOptim, MatchesCpu) { check(GetParam()); }
 
 INSTANTIATE_TEST_SUITE_P(, CudaSweepOptim, ::testing::ValuesIn(params(all_cases())), name);

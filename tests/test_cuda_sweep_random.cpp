@@ -80,6 +80,7 @@ std::vector<Case> random_cases() {
 
 class CudaSweepRandom : public ::testing::TestWithParam<Param> {};
 
+TEST_P(CudaSweepRandom, CpuReference) { check_reference(GetParam()); }
 TEST_P(CudaSweepRandom, MatchesCpu) { check(GetParam()); }
 
 INSTANTIATE_TEST_SUITE_P(, CudaSweepRandom, ::testing::ValuesIn(params(random_cases())), name);

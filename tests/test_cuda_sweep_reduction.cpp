@@ -245,6 +245,7 @@ std::vector<Case> all_cases() {
 
 class CudaSweepReduction : public ::testing::TestWithParam<Param> {};
 
+TEST_P(CudaSweepReduction, CpuReference) { check_reference(GetParam()); }
 TEST_P(CudaSweepReduction, MatchesCpu) { check(GetParam()); }
 
 INSTANTIATE_TEST_SUITE_P(, CudaSweepReduction, ::testing::ValuesIn(params(all_cases())), name);

@@ -1,15 +1,10 @@
 // CUDA tensors: memory and copies against the CPU reference, and synchronisation. Skipped
-// without a GPU.
+// without a GPU (test_device.cpp checks the behaviour there).
 #include "support/cuda_check.h"
 
 using namespace anvil;
 
 class CudaTensor : public test::CudaTest {};
-
-TEST(CudaTensorNoGpu, SynchronizeDoesNothingWithoutDevice) {
-  if (cuda_is_available()) GTEST_SKIP() << "has a CUDA device";
-  EXPECT_NO_THROW(cuda_synchronize());
-}
 
 TEST_F(CudaTensor, RoundTripKeepsValuesForEveryDType) {
   for (DType dt : {kFloat32, kFloat64, kFloat16, kBFloat16, kInt32, kInt64, kUInt8, kBool}) {

@@ -5,8 +5,9 @@
 // A case names the dtypes its op computes. For each of the eight dtypes one test runs: a
 // dtype the op computes must give the CPU's values on CUDA; any other must raise DTypeError on
 // both devices (so a kernel missing on CUDA, or one CUDA has and the CPU refuses, fails).
-// Each test is named <op>_<dtype>. Without a GPU the CPU half still runs (it checks the case
-// against the reference: the dtypes it computes and refuses) and the test reports SKIPPED.
+// Each test is named <op>_<dtype>, in two suites: CpuReference runs the CPU half alone (the
+// dtypes the reference computes and refuses), which needs no GPU and runs in CI as a `cpu`
+// test; MatchesCpu runs both halves and compares them, and skips without a GPU.
 #pragma once
 #include <algorithm>
 #include <functional>
@@ -199,28 +200,41 @@ inline bool any_requires_grad(const Tensors& ts) {
                      [](const Tensor& t) { return t.defined() && t.requires_grad(); });
 }
 
+// The CPU half of a case: the reference computes the dtypes the case names (with gradients
+// where its inputs need them) and refuses the others with DTypeError. Returns the attempt.
+inline Attempt reference(const Case& c, DType dt, const Tensors& inputs) {
+  Attempt ref = attempt(c, inputs, kCPU, dt);
+  if (computes(c, dt)) {
+    EXPECT_TRUE(ref.refusal.empty()) << "the CPU refuses " << c.op << " for " << dtype_name(dt)
+                                     << ", which the case expects it to compute: " << ref.refusal;
+    EXPECT_FALSE(ref.refusal.empty() && ref.outputs.empty()) << "the case returns no outputs";
+    if (ref.refusal.empty() && !ref.outputs.empty() && any_requires_grad(ref.leaves)) {
+      EXPECT_TRUE(ref.outputs[0].requires_grad()) << "inputs need gradients, the output has none";
+    }
+  } else {
+    EXPECT_FALSE(ref.refusal.empty()) << "the CPU computes " << c.op << " for " << dtype_name(dt)
+                                      << ": add the dtype to the case";
+  }
+  return ref;
+}
+
 }  // namespace detail
 
-// The whole test of one case and dtype (see the top of this file).
+// The `CpuReference` test of one case and dtype: the CPU half alone, which runs without a GPU.
+inline void check_reference(const Param& p) {
+  detail::reference(*p.c, p.dtype, p.c->inputs(p.dtype));
+}
+
+// The `MatchesCpu` test of one case and dtype (see the top of this file): skipped without a
+// GPU; else the CPU half, then CUDA against it.
 inline void check(const Param& p) {
+  if (!cuda_is_available()) GTEST_SKIP() << "no CUDA device (CpuReference runs the CPU half)";
   const Case& c = *p.c;
   const DType dt = p.dtype;
   const bool expected = computes(c, dt);
   const Tensors inputs = c.inputs(dt);
-
-  detail::Attempt ref = detail::attempt(c, inputs, kCPU, dt);
-  if (expected) {
-    ASSERT_TRUE(ref.refusal.empty()) << "the CPU refuses " << c.op << " for " << dtype_name(dt)
-                                     << ", which the case expects it to compute: " << ref.refusal;
-    ASSERT_FALSE(ref.outputs.empty()) << "the case returns no outputs";
-    if (detail::any_requires_grad(ref.leaves)) {
-      ASSERT_TRUE(ref.outputs[0].requires_grad()) << "inputs need gradients, the output has none";
-    }
-  } else {
-    ASSERT_FALSE(ref.refusal.empty()) << "the CPU computes " << c.op << " for " << dtype_name(dt)
-                                      << ": add the dtype to the case";
-  }
-  if (!cuda_is_available()) GTEST_SKIP() << "no CUDA device (the CPU reference ran)";
+  detail::Attempt ref = detail::reference(c, dt, inputs);
+  if (::testing::Test::HasFailure()) return;
 
   detail::Attempt dev = detail::attempt(c, inputs, kCUDA, dt);
   if (!expected) {
