@@ -308,6 +308,9 @@ TEST(Checkpoint, SurvivesSigkillDuringSaves) {
   EXPECT_EQ(after, kept) << "a save must remove dead writers' temporaries and nothing else";
   EXPECT_EQ(read_file(live), "partial");
   EXPECT_TRUE(equal(io::load_checkpoint(p).model.at("w"), ck.model.at("w")));
+  // The writers save without pause, so most kills land inside a save; were none to, the loop
+  // above would have tested loading after completed saves only.
+  EXPECT_GT(interrupted, 0) << "no kill interrupted a save: the crash case went untested";
   std::cout << "  kills that interrupted a save: " << interrupted << " of 20, last global step "
             << last_seen << "\n";
   for (const auto& f : after) fs::remove(f);

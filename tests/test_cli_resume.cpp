@@ -1,8 +1,11 @@
-// `anvil train --resume DIR`: an interrupted run continued from its checkpoint ends with the
-// same weights as an uninterrupted one.
+// `anvil train --resume DIR`: an interrupted run continued from its checkpoint trains only the
+// remaining epochs and ends with the same weights as an uninterrupted one.
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
+#include <sstream>
+#include <vector>
 
 #include "anvil/core/file.h"
 #include "anvil/io/checkpoint.h"
@@ -35,9 +38,25 @@ TEST(CliResume, ResumedRunMatchesAnUninterruptedOne) {
   test::CliResult rb = run_cli("train " + common + b + " --epochs 2");
   ASSERT_EQ(rb.status, 0) << rb.output;
   EXPECT_EQ(io::load_checkpoint(b + "/checkpoint.safetensors").epoch, 2);
-  test::CliResult rr = run_cli("train --quiet --resume " + b + " --epochs 4");
+  const int64_t steps_before = io::load_checkpoint(b + "/checkpoint.safetensors").global_step;
+  ASSERT_GT(steps_before, 0);
+  // Not quiet: the resumed process prints a line per epoch it trains, so it shows what it did.
+  test::CliResult rr = run_cli("train --resume " + b + " --epochs 4");
   ASSERT_EQ(rr.status, 0) << rr.output;
-  EXPECT_EQ(io::load_checkpoint(b + "/checkpoint.safetensors").epoch, 4);
+  const io::Checkpoint after = io::load_checkpoint(b + "/checkpoint.safetensors");
+  EXPECT_EQ(after.epoch, 4);
+  EXPECT_EQ(after.global_step, 2 * steps_before);
+  // The same weights would come from retraining all 4 epochs with the same seed, so the
+  // process itself must show that it started after the checkpoint: it says so, and it
+  // trained epochs 3 and 4 and nothing before them.
+  EXPECT_NE(rr.output.find("resuming " + b + " after epoch 2 of 4"), std::string::npos)
+      << rr.output;
+  std::vector<int> trained;
+  std::istringstream lines_of(rr.output);
+  for (std::string line; std::getline(lines_of, line);)
+    if (int e = 0; std::sscanf(line.c_str(), "epoch %d/4 ", &e) == 1 && line.find(" loss ") != std::string::npos)
+      trained.push_back(e);
+  EXPECT_EQ(trained, (std::vector<int>{3, 4})) << rr.output;
 
   StateDict wa = io::load_safetensors(a + "/weights.safetensors");
   StateDict wb = io::load_safetensors(b + "/weights.safetensors");

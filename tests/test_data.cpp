@@ -522,7 +522,10 @@ TEST(Csv, Errors) {
   EXPECT_TRUE(test::throws_with<ValueError>(
       [&] { CsvDataset(frac, 2); },
       {"frac.csv", "line 2", "non-negative integer", "1.5", "Regression"}));
-  EXPECT_NO_THROW(CsvDataset(frac, 2, {.task = Task::Regression}));
+  // As a regression target the fraction is a value like any other, read as written.
+  CsvDataset regression(frac, 2, {.task = Task::Regression});
+  EXPECT_EQ(regression.targets().to_vector<double>(), (std::vector<double>{0, 1.5}));
+  EXPECT_EQ(regression.features().to_vector<double>(), (std::vector<double>{1, 2, 3, 4}));
   const std::string blank = write_text("blank.csv", "\n\n");
   EXPECT_TRUE(
       test::throws_with<ValueError>([&] { CsvDataset(blank, 0); }, {"blank.csv", "no data lines"}));

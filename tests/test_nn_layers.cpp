@@ -77,7 +77,11 @@ std::string py_dtype(DType t) { return std::string("torch.") + dtype_name(t); }
   for (size_t i = 0; i < got.size(); ++i) {
     if (!got[i].second.defined())
       return ::testing::AssertionFailure() << got[i].first << " is undefined in anvil";
-    auto r = test::all_close(got[i].second, want[i].to(got[i].second.dtype()), rtol, atol);
+    if (got[i].second.dtype() != want[i].dtype())
+      return ::testing::AssertionFailure()
+             << got[i].first << " of " << m.name() << ": dtype " << dtype_name(got[i].second.dtype())
+             << " vs torch's " << dtype_name(want[i].dtype());
+    auto r = test::all_close(got[i].second, want[i], rtol, atol);
     if (!r) return r << " (" << got[i].first << " of " << m.name() << ")";
   }
   return ::testing::AssertionSuccess();

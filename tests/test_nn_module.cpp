@@ -276,7 +276,10 @@ TEST(NnModule, ToDTypeKeepsHandles) {
   EXPECT_TRUE(w.is_same(net->parameters()[0]));
 }
 
-TEST(NnModule, PrintsLikeTorch) {
+// The tree in torch's layout (indentation, "(name): " before each child, extra_repr in the
+// parentheses); values keep C++'s spellings (bias=true where torch prints bias=True, and no
+// inplace=False for Dropout).
+TEST(NnModule, PrintsTheTreeInTorchsLayout) {
   auto net = std::make_shared<nn::Sequential>(std::vector<nn::ModulePtr>{
       std::make_shared<Residual>(2), std::make_shared<nn::ReLU>(),
       std::make_shared<nn::Sequential>(std::vector<nn::ModulePtr>{

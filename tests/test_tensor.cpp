@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "support/check.h"
+#include "support/oracle.h"
 
 using namespace anvil;
 
@@ -200,14 +201,37 @@ TEST(Conversion, DTypeAndItem) {
   EXPECT_TRUE(test::gradcheck([](auto& in) { return mul(in[0].to(kFloat32).to(kFloat64), in[0]); }, {x}, 1e-3, 1e-3, 1e-3));
 }
 
-TEST(Printing, LooksLikePyTorch) {
+// torch's str() of the same tensor, through the oracle (as bytes, the oracle's unit).
+std::string torch_str(const std::string& make) {
+  Tensor bytes = test::TorchOracle::get().run_code(
+      "out = torch.tensor(list(str(" + make + ").encode()), dtype=torch.uint8)")[0];
+  std::string s;
+  for (int64_t c : bytes.to(kInt64).to_vector<int64_t>()) s.push_back(char(c));
+  return s;
+}
+
+TEST(Printing, MatchesPyTorchsText) {
   EXPECT_EQ(tensor(std::vector<float>{1, 2, 3, 4}, {2, 2}).str(),
-            "tensor([[1., 2.],\n        [3., 4.]])");
-  EXPECT_EQ(tensor(std::vector<int64_t>{1, -20}).str(), "tensor([  1, -20])");
+            torch_str("torch.tensor([[1., 2.], [3., 4.]])"));
+  EXPECT_EQ(tensor(std::vector<int64_t>{1, -20}).str(), torch_str("torch.tensor([1, -20])"));
+  EXPECT_EQ(tensor(std::vector<bool>{true, false}).str(), torch_str("torch.tensor([True, False])"));
+  EXPECT_EQ(tensor(std::vector<float>{0.5f, -1.25f, 100}).str(),
+            torch_str("torch.tensor([0.5, -1.25, 100.])"));
+  // Values spanning more than a factor of 1000, or tiny ones: scientific notation.
+  EXPECT_EQ(tensor(std::vector<float>{0.5f, -1.25f, 1000}).str(),
+            torch_str("torch.tensor([0.5, -1.25, 1000.])"));
+  EXPECT_EQ(tensor(std::vector<float>{1, 2000}).str(), torch_str("torch.tensor([1., 2000.])"));
+  EXPECT_EQ(tensor(std::vector<float>{0.5f, 5e-5f}).str(), torch_str("torch.tensor([0.5, 5e-5])"));
+  EXPECT_EQ(tensor(std::vector<float>{0, NAN, INFINITY, -2}).str(),
+            torch_str("torch.tensor([0., float('nan'), float('inf'), -2.])"));
+  EXPECT_EQ(ones({2}).requires_grad_().str(), torch_str("torch.ones(2, requires_grad=True)"));
+}
+
+// Where anvil's text differs from torch's on purpose: dtypes without torch's "torch." prefix
+// (torch: dtype=torch.float64) and nodes by their names (torch: grad_fn=<MulBackward0>).
+TEST(Printing, NamesDTypesAndNodesAsAnvilDoes) {
   EXPECT_EQ(tensor(std::vector<double>{0.5}, {}).str(), "tensor(0.5000, dtype=float64)");
-  EXPECT_EQ(tensor(std::vector<bool>{true, false}).str(), "tensor([ True, False])");
   Tensor x = ones({2}).requires_grad_();
-  EXPECT_EQ(x.str(), "tensor([1., 1.], requires_grad=True)");
   EXPECT_NE(mul(x, x).str().find("grad_fn=<MulBackward>"), std::string::npos);
 }
 

@@ -55,8 +55,11 @@ TEST(Trainer, FitLearnsAndEvaluateReportsMetrics) {
 TEST(Trainer, GradientAccumulationEqualsOneLargeBatch) {
   // SGD on the mean loss: 4 batches of 8 accumulated == 1 batch of 32.
   auto ds = blobs(32, 5);
+  std::vector<Tensor> initial;
   auto run = [&](int64_t batch, int64_t accum) {
     auto model = mlp();
+    initial.clear();
+    for (const Tensor& p : model->parameters()) initial.push_back(p.detach().clone());
     train::Trainer t(model, optim::make_optimizer("sgd", model->parameters(), 0.1),
                      nn::make_loss("cross_entropy"), {.grad_accumulation = accum});
     data::DataLoader loader(ds, {.batch_size = batch});
@@ -64,7 +67,13 @@ TEST(Trainer, GradientAccumulationEqualsOneLargeBatch) {
     return model->parameters();
   };
   auto a = run(32, 1), b = run(8, 4);
-  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(test::all_close(a[i], b[i], 1e-5, 1e-6)) << i;
+  ASSERT_EQ(a.size(), initial.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_TRUE(test::all_close(a[i], b[i], 1e-5, 1e-6)) << i;
+    // Equal because both stepped, not because neither did (an accumulation that never reaches
+    // the optimizer would leave both at their common initial values).
+    EXPECT_GT(max(abs(sub(b[i], initial[i]))).item<double>(), 1e-4) << "parameter " << i << " did not move";
+  }
 }
 
 TEST(Trainer, EarlyStoppingAndHistoryFiles) {

@@ -11,7 +11,26 @@
 namespace anvil {
 namespace {
 
-std::string format_value(double v, bool floating, bool is_bool, bool all_int) {
+// How a floating tensor's values are written, chosen as torch's formatter chooses from the
+// finite non-zero magnitudes: whole numbers as "3.", others with 4 decimals, and either in
+// scientific notation ("1.0000e+03") when they span more than a factor of 1000, exceed 1e8
+// or (not whole) fall below 1e-4.
+enum class FloatStyle { Whole, Fixed, Scientific };
+
+FloatStyle float_style(const double* p, int64_t n) {
+  bool whole = true;
+  double lo = INFINITY, hi = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (!std::isfinite(p[i])) continue;
+    if (p[i] != std::floor(p[i])) whole = false;
+    if (p[i] != 0) lo = std::min(lo, std::fabs(p[i])), hi = std::max(hi, std::fabs(p[i]));
+  }
+  const bool wide = hi > 0 && (hi / lo > 1000 || hi > 1e8);
+  if (whole) return wide ? FloatStyle::Scientific : FloatStyle::Whole;
+  return wide || (hi > 0 && lo < 1e-4) ? FloatStyle::Scientific : FloatStyle::Fixed;
+}
+
+std::string format_value(double v, bool floating, bool is_bool, FloatStyle style) {
   std::ostringstream os;
   if (is_bool) return v != 0 ? "True" : "False";
   if (!floating) {
@@ -20,11 +39,13 @@ std::string format_value(double v, bool floating, bool is_bool, bool all_int) {
   }
   if (std::isnan(v)) return "nan";
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-  if (all_int && std::fabs(v) < 1e8) {
+  if (style == FloatStyle::Whole) {
     os << int64_t(v) << ".";
     return os.str();
   }
-  os << std::setprecision(4) << std::fixed << v;
+  if (style == FloatStyle::Scientific) os << std::scientific;
+  else os << std::fixed;
+  os << std::setprecision(4) << v;
   return os.str();
 }
 
@@ -35,13 +56,12 @@ std::string Tensor::str() const {
   Tensor c = to(kCPU, kFloat64).contiguous();
   const double* p = c.data<double>();
   const int64_t n = c.numel();
-  bool fl = is_floating(dtype()), is_bool = dtype() == kBool, all_int = true;
+  const bool fl = is_floating(dtype()), is_bool = dtype() == kBool;
+  const FloatStyle style = fl ? float_style(p, n) : FloatStyle::Whole;
   size_t width = 0;
   std::vector<std::string> cells(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i)
-    if (std::isfinite(p[i]) && p[i] != std::floor(p[i])) all_int = false;
   for (int64_t i = 0; i < n; ++i) {
-    cells[size_t(i)] = format_value(p[i], fl, is_bool, all_int);
+    cells[size_t(i)] = format_value(p[i], fl, is_bool, style);
     width = std::max(width, cells[size_t(i)].size());
   }
   std::ostringstream os;

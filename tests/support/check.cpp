@@ -41,6 +41,42 @@ namespace anvil::test {
          << " > atol " << atol << " + rtol " << rtol << " * |expected|)";
 }
 
+double epsilon(DType dt) {
+  switch (dt) {
+    case kFloat16: return std::ldexp(1.0, -10);
+    case kBFloat16: return std::ldexp(1.0, -7);
+    case kFloat32: return std::ldexp(1.0, -23);
+    case kFloat64: return std::ldexp(1.0, -52);
+    default: throw DTypeError(std::string("epsilon: expected a floating dtype, got ") + dtype_name(dt));
+  }
+}
+
+::testing::AssertionResult within(const Tensor& actual, const Tensor& expected, const Tensor& bound) {
+  if (!actual.defined() || !expected.defined() || !bound.defined())
+    return ::testing::AssertionFailure() << "undefined tensor";
+  if (actual.shape() != expected.shape())
+    return ::testing::AssertionFailure() << "shape " << to_string(actual.shape()) << " vs expected "
+                                         << to_string(expected.shape());
+  NoGradGuard no_grad;
+  auto a = actual.to(kCPU).to(kFloat64).contiguous().to_vector<double>();
+  auto e = expected.to(kCPU).to(kFloat64).contiguous().to_vector<double>();
+  auto b = bound.to(kCPU).to(kFloat64).expand(actual.shape()).contiguous().to_vector<double>();
+  double worst = 0;
+  size_t worst_i = a.size();
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::isnan(a[i]) && std::isnan(e[i])) continue;
+    const double err = std::fabs(a[i] - e[i]);
+    if (err <= b[i]) continue;
+    const double excess = std::isnan(err) ? INFINITY : err / b[i];
+    if (worst_i == a.size() || excess > worst) worst = excess, worst_i = i;
+  }
+  if (worst_i == a.size()) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << "element " << worst_i << " of shape " << to_string(actual.shape()) << ": got "
+         << a[worst_i] << ", expected " << e[worst_i] << " (|diff| "
+         << std::fabs(a[worst_i] - e[worst_i]) << " > bound " << b[worst_i] << ")";
+}
+
 Tensor uniform(const Shape& shape, uint64_t seed, double lo, double hi, DType dtype) {
   Generator g(seed);
   Tensor t = empty(shape, kFloat64);
@@ -127,13 +163,18 @@ double dot(const Tensor& a, const Tensor& b) {
   }
   TorchResult ref;
   try {
-    ref = oracle.run(expr, inputs, g_out, g_out.defined() ? want : std::vector<bool>{});
+    ref = oracle.run(expr, inputs, g_out, want);
   } catch (const Error& e) {
     return ::testing::AssertionFailure() << e.what();
   }
   if (ref.out.dtype() != out.dtype())
     return ::testing::AssertionFailure() << expr << ": dtype " << dtype_name(out.dtype())
                                          << " vs torch's " << dtype_name(ref.out.dtype());
+  // A lost autograd node would otherwise turn the check into a forward-only comparison.
+  if (ref.requires_grad != out.requires_grad())
+    return ::testing::AssertionFailure()
+           << expr << ": torch's result " << (ref.requires_grad ? "requires" : "does not require")
+           << " grad, anvil's " << (out.requires_grad() ? "does" : "does not");
   auto r = all_close(out, ref.out, tol.rtol, tol.atol);
   if (!r) return ::testing::AssertionFailure() << expr << " forward: " << r.message();
   if (!g_out.defined()) return ::testing::AssertionSuccess();

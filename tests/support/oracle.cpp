@@ -113,6 +113,7 @@ TorchResult TorchOracle::run(const std::string& expr, const std::vector<Tensor>&
   json resp = send(in_, out_, req, inputs, grad_out, expr);
   TorchResult r;
   r.out = read_tensor(out_, resp["out"]);
+  r.requires_grad = resp.value("requires_grad", false);
   for (const auto& g : resp["grads"])
     r.grads.push_back(g.is_null() ? Tensor() : read_tensor(out_, g));
   return r;

@@ -10,6 +10,7 @@ namespace anvil::test {
 
 struct TorchResult {
   Tensor out;
+  bool requires_grad = false;  // whether torch's result is part of an autograd graph
   std::vector<Tensor> grads;  // gradient of sum(out * grad_out) per input; undefined if none
 };
 
@@ -20,8 +21,8 @@ class TorchOracle {
   // False when ANVIL_PYTHON is unset (tests then fail with a message saying so).
   bool available() const { return in_ != nullptr; }
   const std::string& why_unavailable() const { return why_; }
-  // Evaluates `expr` with the inputs bound to a, b, c, ...; with grad_out defined, also the
-  // gradients w.r.t. the inputs flagged in want_grad. Throws anvil::Error on a Python error.
+  // Evaluates `expr` with the inputs bound to a, b, c, ...; the inputs flagged in want_grad
+  // require grad, and with grad_out defined the gradients w.r.t. them come back too. Throws anvil::Error on a Python error.
   TorchResult run(const std::string& expr, const std::vector<Tensor>& inputs,
                   const Tensor& grad_out = Tensor(), const std::vector<bool>& want_grad = {});
   // Runs Python statements (imports allowed, e.g. sklearn.metrics) with the inputs bound to

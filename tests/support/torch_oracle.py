@@ -5,8 +5,10 @@ Protocol (stdin/stdout, one request at a time):
   request:  one JSON line {"expr": str, "inputs": [{"dtype", "shape"}...], "grad": [bool...],
             "grad_out": {"dtype", "shape"} | null}, then the raw little-endian bytes of each
             input and of grad_out, in order.
-  response: one JSON line {"ok": true, "out": {"dtype", "shape"}, "grads": [meta | null]} and
-            the raw bytes of out and each gradient; or {"ok": false, "error": str}.
+  response: one JSON line {"ok": true, "out": {"dtype", "shape"}, "requires_grad": bool,
+            "grads": [meta | null]} and the raw bytes of out and each gradient; or
+            {"ok": false, "error": str}. requires_grad says whether the result is part of an
+            autograd graph (inputs flagged in "grad" require grad, with or without grad_out).
   A request with "code" instead of "expr" runs Python statements (imports allowed) that must
   assign `out` (a tensor or a list/tuple of tensors); the response is {"ok": true,
   "outs": [meta...]} and the raw bytes of each.
@@ -88,7 +90,7 @@ def main():
                                          allow_unused=True)
                 it = iter(gs)
                 grads = [next(it) if w else None for w in want]
-            resp = {"ok": True, "out": meta(y),
+            resp = {"ok": True, "out": meta(y), "requires_grad": y.requires_grad,
                     "grads": [meta(gr) if gr is not None else None for gr in grads]}
             out.write((json.dumps(resp) + "\n").encode())
             out.write(to_bytes(y))
