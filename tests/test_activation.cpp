@@ -78,9 +78,12 @@ TEST(Activation, Dtypes) {
     for (const auto& c : kCases) {
       auto fn = c.fn;
       EXPECT_EQ(fn(x).dtype(), t) << c.expr;
-      // One rounding to 16 bits either side; torch also computes these in float32.
-      EXPECT_TRUE(
-          test::matches_torch(c.expr, {x}, [fn](auto& v) { return fn(v[0]); }, {1e-2, 1e-2}))
+      // One rounding to 16 bits either side of float32 results that agree to a few float32
+      // units (torch also computes these in float32): at most one 16-bit unit apart, eps(t)
+      // relative, or 2^-24 (float16's smallest step) near zero.
+      const double eps = test::epsilon(t);
+      EXPECT_TRUE(test::matches_torch(c.expr, {x}, [fn](auto& v) { return fn(v[0]); },
+                                      {eps, std::ldexp(1.0, -24)}))
           << c.expr << " " << dtype_name(t);
     }
   }

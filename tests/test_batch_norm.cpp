@@ -151,14 +151,34 @@ TEST(BatchNorm, BatchNormReluGradcheckAndErrors) {
 }
 
 TEST(BatchNorm, HalfPrecision) {
+  // Bounds from the arithmetic, per element, for eps = test::epsilon(t). The 16-bit input is x
+  // rounded once (|dx| <= eps/2 |x|); the statistics come from it in float32. So the per-channel
+  // mean moves by at most eps/2 m (m = mean |x|), each deviation x - mean by at most
+  // eps/2 (|x| + m), the variance by at most eps c (c = mean(|x - mean| (|x| + m))) and invstd
+  // relatively by half of that over the variance. Through y = xhat w + b:
+  //   |y - ref| <= |w| (invstd eps/2 (|x| + m) + |xhat| eps c / (2 var)) + eps/2 |ref|,
+  // the last term the output's rounding; (1 + eps) covers the products of two small terms.
   Tensor x = u32({4, 3, 5, 5}, 1), w = u32({3}, 2, 0.5, 1.5), b = u32({3}, 3);
   Tensor ref = batch_norm(x, Tensor(), Tensor(), w, b, true);
+  const std::vector<int64_t> dims = {0, 2, 3};
+  auto per_channel = [](const Tensor& v) { return v.view({1, 3, 1, 1}); };
+  Tensor mu = per_channel(mean(x, dims)), m = per_channel(mean(abs(x), dims));
+  Tensor dev = sub(x, mu), var = mean(mul(dev, dev), dims, true);
+  Tensor invstd = rsqrt(add(var, 1e-5)), xhat = mul(dev, invstd);
+  Tensor c = mean(mul(abs(dev), add(abs(x), m)), dims, true);
   for (DType t : {kFloat16, kBFloat16}) {
+    SCOPED_TRACE(dtype_name(t));
+    const double eps = test::epsilon(t);
     Tensor rm = zeros({3});  // float32 running stats with a 16-bit input, as torch allows
     Tensor y = batch_norm(x.to(t), rm, Tensor(), w, b, true);
     EXPECT_EQ(y.dtype(), t);
-    EXPECT_TRUE(test::all_close(y, ref, 3e-2, 3e-2)) << dtype_name(t);
-    EXPECT_TRUE(test::all_close(rm, mul(mean(x, {0, 2, 3}), 0.1), 1e-2, 1e-3)) << dtype_name(t);
+    Tensor moved = add(mul(invstd, mul(add(abs(x), m), eps / 2)),
+                       mul(abs(xhat), div(mul(c, eps / 2), var)));
+    Tensor bound = add(mul(abs(per_channel(w)), moved), mul(abs(ref), eps / 2));
+    EXPECT_TRUE(test::within(y, ref, mul(bound, 1 + eps)));
+    // running_mean = 0.1 * mean(rounded x): at most 0.1 * eps/2 * m away, plus float32 sums.
+    Tensor rm_bound = add(mul(m.flatten(), 0.1 * eps / 2), 1e-7);
+    EXPECT_TRUE(test::within(rm, mul(mean(x, dims), 0.1), rm_bound));
   }
 }
 

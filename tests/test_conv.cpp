@@ -165,20 +165,42 @@ TEST(Conv2d, LargeBatchUsesThreads) {
 }
 
 TEST(Conv2d, HalfPrecision) {
+  // Bounds from the arithmetic, per element, for eps = test::epsilon(t) (2^-10 float16, 2^-7
+  // bfloat16). The 16-bit inputs are the float32 ones rounded once (each moved by at most eps/2
+  // of itself), so a product x * w moves by at most eps |x| |w|; the bias by eps/2 |b|; the
+  // sum accumulates in float32 (under 2^-20 of the magnitudes for these 18 products) and rounds
+  // once to 16 bits (eps/2 |y|). Hence |y - ref| <= (eps + 2^-20) conv(|x|, |w|)
+  // + eps/2 (|b| + |ref|) + one rounding of the difference itself (eps/2 of the bound).
   Tensor x = u32({2, 4, 6, 6}, 30), w = u32({4, 2, 3, 3}, 31), b = u32({4}, 32);
-  Tensor ref = conv2d(x, w, b, {1, 1}, {1, 1}, {1, 1}, 2);
+  auto conv = [](const Tensor& in, const Tensor& k, const Tensor& bias = Tensor()) {
+    return conv2d(in, k, bias, {1, 1}, {1, 1}, {1, 1}, 2);
+  };
+  Tensor ref = conv(x, w, b), magnitude = conv(abs(x), abs(w));
+  // The gradients of sum(y): grad_x sums w over the outputs each input reaches, grad_w sums x
+  // over the positions: only the other operand's roundings (eps/2 each) enter, then the
+  // result's. Their magnitudes are the same sums over |w| and |x|.
+  Tensor xf = x.detach().requires_grad_(), wf = w.detach().requires_grad_();
+  sum(conv(xf, wf)).backward();
+  Tensor xa = x.detach().requires_grad_(), wa = w.detach().requires_grad_();
+  sum(conv(xa, abs(w))).backward();
+  sum(conv(abs(x), wa)).backward();
+  const Tensor grad_x_magnitude = xa.grad(), grad_w_magnitude = wa.grad();
   for (DType t : {kFloat16, kBFloat16}) {
-    Tensor y = conv2d(x.to(t), w.to(t), b.to(t), {1, 1}, {1, 1}, {1, 1}, 2);
+    SCOPED_TRACE(dtype_name(t));
+    const double eps = test::epsilon(t), acc = std::ldexp(1.0, -20);
+    Tensor y = conv(x.to(t), w.to(t), b.to(t));
     EXPECT_EQ(y.dtype(), t);
-    // inputs rounded to 8 (bf16) or 11 (f16) significant bits, 18 products per output
-    EXPECT_TRUE(test::all_close(y, ref, 5e-2, 5e-2)) << dtype_name(t);
+    Tensor bound = add(mul(magnitude, eps + acc),
+                       mul(add(abs(b).view({1, 4, 1, 1}), abs(ref)), eps / 2));
+    EXPECT_TRUE(test::within(y, ref, mul(bound, 1 + eps / 2)));
     Tensor xh = x.to(t).requires_grad_(), wh = w.to(t).requires_grad_();
-    sum(conv2d(xh, wh, Tensor(), {1, 1}, {1, 1}, {1, 1}, 2)).backward();
-    Tensor xf = x.detach().requires_grad_(), wf = w.detach().requires_grad_();
-    sum(conv2d(xf, wf, Tensor(), {1, 1}, {1, 1}, {1, 1}, 2)).backward();
+    sum(conv(xh, wh)).backward();
     EXPECT_EQ(xh.grad().dtype(), t);
-    EXPECT_TRUE(test::all_close(xh.grad(), xf.grad(), 5e-2, 5e-2)) << dtype_name(t);
-    EXPECT_TRUE(test::all_close(wh.grad(), wf.grad(), 5e-2, 2e-1)) << dtype_name(t);
+    auto grad_bound = [&](const Tensor& magnitude_sum, const Tensor& want) {
+      return mul(add(mul(magnitude_sum, eps / 2 + acc), mul(abs(want), eps / 2)), 1 + eps / 2);
+    };
+    EXPECT_TRUE(test::within(xh.grad(), xf.grad(), grad_bound(grad_x_magnitude, xf.grad())));
+    EXPECT_TRUE(test::within(wh.grad(), wf.grad(), grad_bound(grad_w_magnitude, wf.grad())));
   }
 }
 
