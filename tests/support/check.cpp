@@ -7,8 +7,13 @@
 
 namespace anvil::test {
 
-::testing::AssertionResult all_close(const Tensor& actual, const Tensor& expected, double rtol,
-                                     double atol) {
+namespace {
+
+// The worst element of |actual - expected| against limit(i, |expected[i]|), where the two
+// differ by more than it (NaN matches NaN); `explain` says what the limit was.
+template <class Limit, class Explain>
+::testing::AssertionResult compare(const Tensor& actual, const Tensor& expected, Limit limit,
+                                   Explain explain) {
   if (!actual.defined() || !expected.defined())
     return ::testing::AssertionFailure() << "undefined tensor (actual defined: " << actual.defined()
                                          << ", expected defined: " << expected.defined() << ")";
@@ -19,26 +24,30 @@ namespace anvil::test {
   auto a = actual.to(kCPU).to(kFloat64).contiguous().to_vector<double>();
   auto e = expected.to(kCPU).to(kFloat64).contiguous().to_vector<double>();
   double worst = 0;
-  size_t worst_i = 0;
-  bool bad = false;
+  size_t worst_i = a.size();
   for (size_t i = 0; i < a.size(); ++i) {
     if (std::isnan(a[i]) && std::isnan(e[i])) continue;
-    double err = std::fabs(a[i] - e[i]);
-    double lim = atol + rtol * std::fabs(e[i]);
-    if (!(err <= lim)) {
-      double excess = std::isnan(err) ? INFINITY : err / lim;
-      if (!bad || excess > worst) {
-        worst = excess;
-        worst_i = i;
-      }
-      bad = true;
-    }
+    const double err = std::fabs(a[i] - e[i]), lim = limit(i, std::fabs(e[i]));
+    if (err <= lim) continue;
+    const double excess = std::isnan(err) ? INFINITY : err / lim;
+    if (worst_i == a.size() || excess > worst) worst = excess, worst_i = i;
   }
-  if (!bad) return ::testing::AssertionSuccess();
+  if (worst_i == a.size()) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure()
          << "element " << worst_i << " of shape " << to_string(actual.shape()) << ": got "
-         << a[worst_i] << ", expected " << e[worst_i] << " (|diff| " << std::fabs(a[worst_i] - e[worst_i])
-         << " > atol " << atol << " + rtol " << rtol << " * |expected|)";
+         << a[worst_i] << ", expected " << e[worst_i] << " (|diff| "
+         << std::fabs(a[worst_i] - e[worst_i]) << " > " << explain(worst_i) << ")";
+}
+
+}  // namespace
+
+::testing::AssertionResult all_close(const Tensor& actual, const Tensor& expected, double rtol,
+                                     double atol) {
+  std::ostringstream limit;
+  limit << "atol " << atol << " + rtol " << rtol << " * |expected|";
+  return compare(
+      actual, expected, [&](size_t, double e) { return atol + rtol * e; },
+      [&](size_t) { return limit.str(); });
 }
 
 double epsilon(DType dt) {
@@ -52,29 +61,15 @@ double epsilon(DType dt) {
 }
 
 ::testing::AssertionResult within(const Tensor& actual, const Tensor& expected, const Tensor& bound) {
-  if (!actual.defined() || !expected.defined() || !bound.defined())
-    return ::testing::AssertionFailure() << "undefined tensor";
-  if (actual.shape() != expected.shape())
-    return ::testing::AssertionFailure() << "shape " << to_string(actual.shape()) << " vs expected "
-                                         << to_string(expected.shape());
-  NoGradGuard no_grad;
-  auto a = actual.to(kCPU).to(kFloat64).contiguous().to_vector<double>();
-  auto e = expected.to(kCPU).to(kFloat64).contiguous().to_vector<double>();
-  auto b = bound.to(kCPU).to(kFloat64).expand(actual.shape()).contiguous().to_vector<double>();
-  double worst = 0;
-  size_t worst_i = a.size();
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::isnan(a[i]) && std::isnan(e[i])) continue;
-    const double err = std::fabs(a[i] - e[i]);
-    if (err <= b[i]) continue;
-    const double excess = std::isnan(err) ? INFINITY : err / b[i];
-    if (worst_i == a.size() || excess > worst) worst = excess, worst_i = i;
+  if (!bound.defined() || !actual.defined()) return ::testing::AssertionFailure() << "undefined tensor";
+  std::vector<double> b;
+  {
+    NoGradGuard no_grad;
+    b = bound.to(kCPU).to(kFloat64).expand(actual.shape()).contiguous().to_vector<double>();
   }
-  if (worst_i == a.size()) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure()
-         << "element " << worst_i << " of shape " << to_string(actual.shape()) << ": got "
-         << a[worst_i] << ", expected " << e[worst_i] << " (|diff| "
-         << std::fabs(a[worst_i] - e[worst_i]) << " > bound " << b[worst_i] << ")";
+  return compare(
+      actual, expected, [&](size_t i, double) { return b[i]; },
+      [&](size_t i) { return "bound " + std::to_string(b[i]); });
 }
 
 Tensor uniform(const Shape& shape, uint64_t seed, double lo, double hi, DType dtype) {
