@@ -21,6 +21,7 @@
 #include "anvil/ops/elementwise.h"
 #include "anvil/ops/indexing.h"
 #include "anvil/ops/join.h"
+#include "anvil/ops/layer_norm.h"
 #include "anvil/ops/linalg.h"
 #include "anvil/ops/linear_act.h"
 #include "anvil/ops/loss.h"

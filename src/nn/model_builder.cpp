@@ -9,6 +9,7 @@
 #include "anvil/nn/conv.h"
 #include "anvil/nn/dropout.h"
 #include "anvil/nn/embedding.h"
+#include "anvil/nn/layer_norm.h"
 #include "anvil/nn/linear.h"
 #include "anvil/nn/normalization.h"
 #include "anvil/nn/pooling.h"
@@ -21,7 +22,7 @@ using json = nlohmann::json;
 
 const char* kTypes =
     "dense, conv2d, maxpool2d, avgpool2d, adaptive_avgpool2d, global_avgpool2d, batchnorm, "
-    "dropout, flatten, reshape, embedding, relu, leaky_relu, elu, sigmoid, tanh, silu, gelu, "
+    "layer_norm, rms_norm, dropout, flatten, reshape, embedding, relu, leaky_relu, elu, sigmoid, tanh, silu, gelu, "
     "softmax, log_softmax";
 
 // Reads field `key` of a layer description, with a default; a wrong JSON type is a ValueError
@@ -105,6 +106,19 @@ ModulePtr make_layer(const json& spec, const Shape& in) {
     if (in.size() == 4) return std::make_shared<BatchNorm2d>(in[1], eps, momentum);
     return std::make_shared<BatchNorm1d>(in[1], eps, momentum);
   }
+  if (t == "layer_norm") {  // over the last dim
+    need_rank(2, 8);
+    return std::make_shared<LayerNorm>(in.back(), field<double>(spec, "eps", 1e-5),
+                                       field<bool>(spec, "elementwise_affine", true),
+                                       field<bool>(spec, "bias", true));
+  }
+  if (t == "rms_norm") {
+    need_rank(2, 8);
+    std::optional<double> eps;  // null or absent: the input's machine epsilon
+    if (spec.contains("eps") && !spec["eps"].is_null()) eps = field<double>(spec, "eps");
+    return std::make_shared<RMSNorm>(in.back(), eps,
+                                     field<bool>(spec, "elementwise_affine", true));
+  }
   if (t == "dropout") return std::make_shared<Dropout>(field<double>(spec, "p", 0.5));
   if (t == "flatten") return std::make_shared<Flatten>();
   if (t == "reshape") return std::make_shared<Reshape>(field<Shape>(spec, "shape"));
@@ -185,6 +199,14 @@ ModelBuilder& ModelBuilder::adaptive_avgpool2d(Size2 output_size) {
 ModelBuilder& ModelBuilder::global_avgpool2d() { return add({{"type", "global_avgpool2d"}}); }
 ModelBuilder& ModelBuilder::batchnorm(double eps, double momentum) {
   return add({{"type", "batchnorm"}, {"eps", eps}, {"momentum", momentum}});
+}
+ModelBuilder& ModelBuilder::layer_norm(double eps, bool elementwise_affine, bool bias) {
+  return add({{"type", "layer_norm"}, {"eps", eps}, {"elementwise_affine", elementwise_affine},
+              {"bias", bias}});
+}
+ModelBuilder& ModelBuilder::rms_norm(std::optional<double> eps, bool elementwise_affine) {
+  return add({{"type", "rms_norm"}, {"eps", eps ? json(*eps) : json(nullptr)},
+              {"elementwise_affine", elementwise_affine}});
 }
 ModelBuilder& ModelBuilder::dropout(double p) { return add({{"type", "dropout"}, {"p", p}}); }
 ModelBuilder& ModelBuilder::flatten() { return add({{"type", "flatten"}}); }

@@ -43,6 +43,9 @@ class ModelBuilder {
   ModelBuilder& global_avgpool2d();  // [N, C, H, W] -> [N, C]
   // BatchNorm1d for [N, C] or [N, C, L] inputs, BatchNorm2d for [N, C, H, W].
   ModelBuilder& batchnorm(double eps = 1e-5, double momentum = 0.1);
+  // LayerNorm / RMSNorm over the last dim (as torch.nn.LayerNorm(in.back(), ...)).
+  ModelBuilder& layer_norm(double eps = 1e-5, bool elementwise_affine = true, bool bias = true);
+  ModelBuilder& rms_norm(std::optional<double> eps = std::nullopt, bool elementwise_affine = true);
   ModelBuilder& dropout(double p = 0.5);
   ModelBuilder& flatten();                    // [N, ...] -> [N, prod(...)]
   ModelBuilder& reshape(const Shape& shape);  // per sample, without the batch dim; -1 allowed

@@ -5,6 +5,7 @@
 #include "anvil/nn/dropout.h"
 #include "anvil/nn/embedding.h"
 #include "anvil/nn/init.h"
+#include "anvil/nn/layer_norm.h"
 #include "anvil/nn/linear.h"
 #include "anvil/nn/module.h"
 #include "anvil/nn/normalization.h"
