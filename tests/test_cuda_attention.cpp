@@ -29,21 +29,23 @@ Sdpa plain(bool causal = false, bool gqa = false, double dropout_p = 0) {
 }
 
 // One run: q, k, v as leaves on `device` (converted to `dtype` when given), the output, and
-// the gradients of sum(out * g).
+// the gradients of sum(out * g). With `bthd` the leaves are [B, T, H, D] tensors that f sees
+// transposed to [B, H, T, D] (strided views on the device, as a Transformer makes them).
 struct Outcome {
   Tensor out, gq, gk, gv;
 };
 
 Outcome run(const Sdpa& f, const std::vector<Tensor>& qkv, const Tensor& g, Device device,
-            std::optional<DType> dtype = std::nullopt) {
-  std::vector<Tensor> leaves;
+            std::optional<DType> dtype = std::nullopt, bool bthd = false) {
+  std::vector<Tensor> leaves, views;
   for (const Tensor& t : qkv) {
     Tensor x = dtype ? t.to(*dtype) : t;
     leaves.push_back(x.to(device).detach().requires_grad_());
+    views.push_back(bthd ? leaves.back().transpose(1, 2) : leaves.back());
   }
   if (device.is_cuda()) test::poison_device_cache();
   Outcome r;
-  r.out = f(leaves[0], leaves[1], leaves[2]);
+  r.out = f(views[0], views[1], views[2]);
   if (device.is_cuda()) test::poison_device_cache();
   r.out.backward(dtype ? g.to(*dtype).to(device) : g.to(device));
   r.gq = leaves[0].grad();
@@ -135,11 +137,12 @@ TEST_F(CudaAttention, Float32AndFloat64MatchCpu) {
   for (DType dt : {kFloat32, kFloat64})
     for (bool causal : {false, true}) {
       SCOPED_TRACE(std::string(dtype_name(dt)) + (causal ? " causal" : ""));
-      std::vector<Tensor> qkv = {rnd({2, 7, 4, 16}, 1, dt).transpose(1, 2),
-                                 rnd({2, 9, 4, 16}, 2, dt).transpose(1, 2),
-                                 rnd({2, 9, 4, 16}, 3, dt).transpose(1, 2)};
+      // [B, T, H, D] leaves viewed as [B, H, T, D].
+      std::vector<Tensor> qkv = {rnd({2, 7, 4, 16}, 1, dt), rnd({2, 9, 4, 16}, 2, dt),
+                                 rnd({2, 9, 4, 16}, 3, dt)};
       Tensor g = rnd({2, 4, 7, 16}, 4, dt);
-      Outcome cpu = run(plain(causal), qkv, g, kCPU), gpu = run(plain(causal), qkv, g, kCUDA);
+      Outcome cpu = run(plain(causal), qkv, g, kCPU, std::nullopt, true);
+      Outcome gpu = run(plain(causal), qkv, g, kCUDA, std::nullopt, true);
       EXPECT_TRUE(close(gpu.out, cpu.out, tol_for(dt), "output"));
       EXPECT_TRUE(close(gpu.gq, cpu.gq, tol_for(dt), "grad q"));
       EXPECT_TRUE(close(gpu.gk, cpu.gk, tol_for(dt), "grad k"));
@@ -207,18 +210,25 @@ TEST_F(CudaAttention, FusedMatchesFloat32Composition) {
 TEST_F(CudaAttention, FusedTakesStridedAnd3DInputs) {
   for (DType dt : {kBFloat16, kFloat16}) {
     SCOPED_TRACE(dtype_name(dt));
-    // [B, T, H, D] viewed as [B, H, T, D]; 3-D [N, L, E] (one head each).
-    const std::vector<std::vector<Tensor>> inputs = {
-        {rnd({2, 37, 4, 64}, 1, dt).transpose(1, 2), rnd({2, 45, 4, 64}, 2, dt).transpose(1, 2),
-         rnd({2, 45, 4, 64}, 3, dt).transpose(1, 2)},
-        {rnd({3, 29, 128}, 4, dt), rnd({3, 31, 128}, 5, dt), rnd({3, 31, 128}, 6, dt)},
+    // [B, T, H, D] leaves viewed as [B, H, T, D]; 3-D [N, L, E] (one head each).
+    struct Strided {
+      std::vector<Tensor> in;
+      Shape out;
+      bool bthd;
     };
-    for (const auto& in : inputs)
+    const std::vector<Strided> inputs = {
+        {{rnd({2, 37, 4, 64}, 1, dt), rnd({2, 45, 4, 64}, 2, dt), rnd({2, 45, 4, 64}, 3, dt)},
+         {2, 4, 37, 64},
+         true},
+        {{rnd({3, 29, 128}, 4, dt), rnd({3, 31, 128}, 5, dt), rnd({3, 31, 128}, 6, dt)},
+         {3, 29, 128},
+         false},
+    };
+    for (const Strided& c : inputs)
       for (bool causal : {false, true}) {
-        Shape out_shape = in[0].shape();
-        Tensor g = rnd(out_shape, 7, dt);
-        Outcome ref = run(plain(causal), in, g.to(kFloat32), kCPU, kFloat32);
-        Outcome gpu = run(plain(causal), in, g, kCUDA);
+        Tensor g = rnd(c.out, 7, dt);
+        Outcome ref = run(plain(causal), c.in, g.to(kFloat32), kCPU, kFloat32, c.bthd);
+        Outcome gpu = run(plain(causal), c.in, g, kCUDA, std::nullopt, c.bthd);
         EXPECT_TRUE(near(gpu.out, ref.out, 1e-2, "output"));
         EXPECT_TRUE(near(gpu.gq, ref.gq, 2e-2, "grad q"));
         EXPECT_TRUE(near(gpu.gk, ref.gk, 2e-2, "grad k"));
