@@ -167,16 +167,16 @@ Tensor composed(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor&
   Tensor scores =
       ungroup_heads(matmul(group_heads(mul(qf, scale), lay), kf.transpose(-2, -1)), lay);
   const TensorOptions opts = scores.options();
-  Tensor minus_inf, zero, keep = mask;
+  Tensor minus_inf, zero, applied = mask;  // the mask, or the causal one
   {
     NoGradGuard no_grad;
     minus_inf = scalar_tensor(-kInf, opts);
     zero = scalar_tensor(0.0, opts);
     if (is_causal)
-      keep = tril(ones({lay.q_len, lay.kv_len}, TensorOptions(kBool).device(q.device())));
+      applied = tril(ones({lay.q_len, lay.kv_len}, TensorOptions(kBool).device(q.device())));
   }
-  if (keep.defined())
-    scores = keep.dtype() == kBool ? where(keep, scores, minus_inf) : add(scores, keep);
+  if (applied.defined())
+    scores = applied.dtype() == kBool ? where(applied, scores, minus_inf) : add(scores, applied);
   Tensor probs;
   if (mask.defined() && lay.kv_len > 0) {
     // torch's _safe_softmax: a row with no key left gets zeros, and zero gradients, not NaN.
