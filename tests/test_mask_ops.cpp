@@ -8,7 +8,9 @@
 using namespace anvil;
 
 namespace {
-Tensor f32(const Shape& shape, uint64_t seed) { return test::uniform(shape, seed, -1, 1, kFloat32); }
+Tensor f32(const Shape& shape, uint64_t seed) {
+  return test::uniform(shape, seed, -1, 1, kFloat32);
+}
 Tensor bools(const Shape& shape, uint64_t seed) { return gt(test::uniform(shape, seed), 0.0); }
 }  // namespace
 
@@ -23,7 +25,8 @@ TEST(Triangle, Values) {
   EXPECT_TRUE(test::all_close(
       tril(x, 1), tensor(std::vector<float>{1, 2, 0, 0, 5, 6, 7, 0, 9, 10, 11, 12}, {3, 4}), 0, 0));
   EXPECT_TRUE(test::all_close(
-      triu(x, -1), tensor(std::vector<float>{1, 2, 3, 4, 5, 6, 7, 8, 0, 10, 11, 12}, {3, 4}), 0, 0));
+      triu(x, -1), tensor(std::vector<float>{1, 2, 3, 4, 5, 6, 7, 8, 0, 10, 11, 12}, {3, 4}), 0,
+      0));
   // Diagonals past either corner keep everything or nothing.
   EXPECT_TRUE(test::all_close(tril(x, 10), x, 0, 0));
   EXPECT_TRUE(test::all_close(tril(x, -10), zeros({3, 4}), 0, 0));
@@ -55,9 +58,9 @@ TEST(Triangle, MatchesTorch) {
       {f32({5, 7}, 1), 0},
       {f32({7, 5}, 2), 2},
       {f32({2, 3, 6, 4}, 3), -1},
-      {f32({4, 6}, 4).t(), 1},                          // transposed
-      {f32({3, 8, 9}, 5).slice(2, 1, 9, 2), -2},        // strided
-      {f32({300, 257}, 6), 5},                          // large enough for threads
+      {f32({4, 6}, 4).t(), 1},                            // transposed
+      {f32({3, 8, 9}, 5).slice(2, 1, 9, 2), -2},          // strided
+      {f32({300, 257}, 6), 5},                            // large enough for threads
       {test::uniform({4, 5}, 7, -50, 50).to(kInt64), 0},  // integers
       {bools({3, 4, 4}, 8), 1},
   };
@@ -74,10 +77,10 @@ TEST(Triangle, MatchesTorch) {
 }
 
 TEST(Triangle, BadInput) {
-  EXPECT_TRUE(test::throws_with<ShapeError>([] { tril(zeros({4})); },
-                                            {"tril", "at least 2 dims", "[4]"}));
-  EXPECT_TRUE(test::throws_with<ShapeError>([] { triu(zeros({})); },
-                                            {"triu", "at least 2 dims", "[]"}));
+  EXPECT_TRUE(
+      test::throws_with<ShapeError>([] { tril(zeros({4})); }, {"tril", "at least 2 dims", "[4]"}));
+  EXPECT_TRUE(
+      test::throws_with<ShapeError>([] { triu(zeros({})); }, {"triu", "at least 2 dims", "[]"}));
 }
 
 // ---- masked_fill ----
@@ -108,7 +111,8 @@ TEST(MaskedFill, Gradcheck) {
 }
 
 TEST(MaskedFill, MatchesTorch) {
-  EXPECT_TRUE(test::matches_torch("torch.masked_fill(a, b, -3.25)", {f32({2, 5, 7}, 5), bools({5, 7}, 6)},
+  EXPECT_TRUE(test::matches_torch("torch.masked_fill(a, b, -3.25)",
+                                  {f32({2, 5, 7}, 5), bools({5, 7}, 6)},
                                   [](auto& a) { return masked_fill(a[0], a[1], -3.25); }));
   EXPECT_TRUE(test::matches_torch("torch.masked_fill(a, b, -1e9)",
                                   {f32({6, 4}, 7).t(), bools({2, 4, 6}, 8).select(0, 1)},
@@ -118,16 +122,18 @@ TEST(MaskedFill, MatchesTorch) {
   EXPECT_TRUE(test::matches_torch("torch.masked_fill(a, b, 3)",
                                   {test::uniform({4, 5}, 11, -9, 9).to(kInt32), bools({4, 1}, 12)},
                                   [](auto& a) { return masked_fill(a[0], a[1], 3); }));
-  EXPECT_TRUE(test::matches_torch(
-      "torch.masked_fill(a, b, -1e4)", {test::uniform({3, 9}, 13, -1, 1, kBFloat16), bools({9}, 14)},
-      [](auto& a) { return masked_fill(a[0], a[1], -1e4); }));
+  EXPECT_TRUE(test::matches_torch("torch.masked_fill(a, b, -1e4)",
+                                  {test::uniform({3, 9}, 13, -1, 1, kBFloat16), bools({9}, 14)},
+                                  [](auto& a) { return masked_fill(a[0], a[1], -1e4); }));
 }
 
 TEST(MaskedFill, BadInput) {
   EXPECT_TRUE(test::throws_with<DTypeError>([] { masked_fill(zeros({3}), ones({3}, kInt32), 1.0); },
                                             {"masked_fill", "bool", "int32"}));
   EXPECT_TRUE(test::throws_with<ShapeError>(
-      [] { masked_fill(zeros({2, 3}), ones({4}, kBool), 1.0); },
+      [] {
+        masked_fill(zeros({2, 3}), ones({4}, kBool), 1.0);
+      },
       {"masked_fill", "[2, 3]", "[4]"}));
   EXPECT_TRUE(test::throws_with<ValueError>([] { masked_fill(zeros({3}), Tensor(), 1.0); },
                                             {"masked_fill", "mask"}));
@@ -158,9 +164,8 @@ TEST(Rotary, Values) {
   Tensor r = apply_rotary(v, c, s);
   EXPECT_TRUE(test::all_close(r.select(2, 0), v.select(2, 0), 0, 0));
   Tensor pair_norms = add(square(r.narrow(-1, 0, 4)), square(r.narrow(-1, 4, 4)));
-  EXPECT_TRUE(test::all_close(pair_norms,
-                              add(square(v.narrow(-1, 0, 4)), square(v.narrow(-1, 4, 4))), 1e-12,
-                              1e-12));
+  EXPECT_TRUE(test::all_close(
+      pair_norms, add(square(v.narrow(-1, 0, 4)), square(v.narrow(-1, 4, 4))), 1e-12, 1e-12));
 }
 
 TEST(Rotary, Gradcheck) {
@@ -168,7 +173,8 @@ TEST(Rotary, Gradcheck) {
   Tensor x = test::uniform({2, 3, 5, 6}, 2).requires_grad_();
   EXPECT_TRUE(test::gradcheck([c, s](auto& a) { return apply_rotary(a[0], c, s); }, {x}));
   // cos and sin that require grad (broadcast over batch and heads) get theirs too.
-  Tensor cg = test::uniform({5, 6}, 3).requires_grad_(), sg = test::uniform({5, 6}, 4).requires_grad_();
+  Tensor cg = test::uniform({5, 6}, 3).requires_grad_(),
+         sg = test::uniform({5, 6}, 4).requires_grad_();
   EXPECT_TRUE(test::gradcheck(rotary, {x, cg, sg}));
   Tensor per_seq = test::uniform({2, 1, 5, 6}, 5).requires_grad_();
   EXPECT_TRUE(test::gradcheck(rotary, {x, per_seq, sg}));
@@ -188,9 +194,12 @@ TEST(Rotary, MatchesTorch) {
   auto [c3, s3] = tables(9, 16, kBFloat16);
   std::vector<Case> cases = {
       {f32({2, 3, 5, 8}, 1), c1, s1, {}},
-      {f32({7, 6}, 2), c2, s2, {}},                                 // [T, D] alone
-      {f32({2, 7, 4, 6}, 3).transpose(1, 2), c2, s2, {}},           // [B, T, H, D] viewed as [B, H, T, D]
-      {f32({2, 4, 7, 6}, 4), f32({2, 1, 7, 6}, 5), f32({2, 1, 7, 6}, 6), {}},  // per-sequence tables
+      {f32({7, 6}, 2), c2, s2, {}},                        // [T, D] alone
+      {f32({2, 7, 4, 6}, 3).transpose(1, 2), c2, s2, {}},  // [B, T, H, D] viewed as [B, H, T, D]
+      {f32({2, 4, 7, 6}, 4),
+       f32({2, 1, 7, 6}, 5),
+       f32({2, 1, 7, 6}, 6),
+       {}},  // per-sequence tables
       {f32({3, 7, 1}, 7).expand({3, 7, 6}), f32({7, 6}, 8), f32({7, 6}, 9), {}},  // stride-0 input
       {f32({64, 33, 16}, 10), f32({33, 16}, 11), f32({33, 16}, 12), {}},  // enough rows for threads
       {test::uniform({2, 2, 9, 16}, 13, -1, 1, kBFloat16), c3, s3, {1e-2, 1e-2}},
@@ -243,16 +252,31 @@ TEST(Rotary, CosSinTables) {
 
 TEST(Rotary, BadInput) {
   Tensor c = ones({5, 8}), s = zeros({5, 8});
-  EXPECT_TRUE(test::throws_with<ShapeError>([&] { apply_rotary(zeros({5, 7}), c, s); },
-                                            {"apply_rotary", "even D", "[5, 7]"}));
-  EXPECT_TRUE(test::throws_with<ShapeError>([&] { apply_rotary(zeros({2, 6, 8}), c, s); },
-                                            {"apply_rotary", "cos", "[2, 6, 8]", "[5, 8]"}));
-  EXPECT_TRUE(test::throws_with<ShapeError>([&] { apply_rotary(zeros({5, 8}), c, zeros({2, 5, 8})); },
-                                            {"apply_rotary", "sin", "[5, 8]", "[2, 5, 8]"}));
-  EXPECT_TRUE(test::throws_with<DTypeError>([&] { apply_rotary(zeros({5, 8}, kFloat64), c, s); },
-                                            {"apply_rotary", "cos", "float64", "float32"}));
-  EXPECT_TRUE(test::throws_with<DTypeError>([&] { apply_rotary(zeros({5, 8}, kInt64), c, s); },
-                                            {"apply_rotary", "floating-point", "int64"}));
+  EXPECT_TRUE(test::throws_with<ShapeError>(
+      [&] {
+        apply_rotary(zeros({5, 7}), c, s);
+      },
+      {"apply_rotary", "even D", "[5, 7]"}));
+  EXPECT_TRUE(test::throws_with<ShapeError>(
+      [&] {
+        apply_rotary(zeros({2, 6, 8}), c, s);
+      },
+      {"apply_rotary", "cos", "[2, 6, 8]", "[5, 8]"}));
+  EXPECT_TRUE(test::throws_with<ShapeError>(
+      [&] {
+        apply_rotary(zeros({5, 8}), c, zeros({2, 5, 8}));
+      },
+      {"apply_rotary", "sin", "[5, 8]", "[2, 5, 8]"}));
+  EXPECT_TRUE(test::throws_with<DTypeError>(
+      [&] {
+        apply_rotary(zeros({5, 8}, kFloat64), c, s);
+      },
+      {"apply_rotary", "cos", "float64", "float32"}));
+  EXPECT_TRUE(test::throws_with<DTypeError>(
+      [&] {
+        apply_rotary(zeros({5, 8}, kInt64), c, s);
+      },
+      {"apply_rotary", "floating-point", "int64"}));
   EXPECT_TRUE(test::throws_with<ValueError>([] { rotary_cos_sin(4, 5); },
                                             {"rotary_cos_sin", "even dim", "5"}));
   EXPECT_TRUE(test::throws_with<ValueError>([] { rotary_cos_sin(-1, 4); },

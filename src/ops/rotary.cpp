@@ -60,7 +60,8 @@ Tensor apply_rotary(const Tensor& x, const Tensor& cos, const Tensor& sin) {
   ops::check_floating(x, "apply_rotary", "x");
   ops::check_same_device({x, cos, sin}, "apply_rotary");
   ANVIL_CHECK(x.dim() >= 1 && x.size(-1) % 2 == 0, ShapeError,
-              "apply_rotary: expected x [..., T, D] with an even D, got shape ", to_string(x.shape()));
+              "apply_rotary: expected x [..., T, D] with an even D, got shape ",
+              to_string(x.shape()));
   check_table(cos, x, "cos");
   check_table(sin, x, "sin");
   const Tensor c = table_view(cos.detach(), x.shape()), s = table_view(sin.detach(), x.shape());
