@@ -13,7 +13,10 @@
 #include "anvil/nn/linear.h"
 #include "anvil/nn/normalization.h"
 #include "anvil/nn/pooling.h"
+#include "anvil/nn/positional_encoding.h"
+#include "anvil/nn/sequence_pool.h"
 #include "anvil/nn/shape.h"
+#include "anvil/nn/transformer.h"
 #include "anvil/ops/creation.h"
 
 namespace anvil::nn {
@@ -23,7 +26,8 @@ using json = nlohmann::json;
 const char* kTypes =
     "dense, conv2d, maxpool2d, avgpool2d, adaptive_avgpool2d, global_avgpool2d, batchnorm, "
     "layer_norm, rms_norm, dropout, flatten, reshape, embedding, relu, leaky_relu, elu, sigmoid, tanh, silu, gelu, "
-    "softmax, log_softmax";
+    "softmax, log_softmax, positional_encoding, transformer_encoder, mean_pool, select_token, "
+    "first_token";
 
 // Reads field `key` of a layer description, with a default; a wrong JSON type is a ValueError
 // naming the layer and the field.
@@ -125,6 +129,50 @@ ModulePtr make_layer(const json& spec, const Shape& in) {
   if (t == "embedding")
     return std::make_shared<Embedding>(field<int64_t>(spec, "num_embeddings"),
                                        field<int64_t>(spec, "embedding_dim"));
+  if (t == "positional_encoding") {  // [N, T, D], batch first as every builder layer
+    need_rank(3, 3);
+    const std::string kind = field<std::string>(spec, "kind", std::string("sinusoidal"));
+    const int64_t max_len = field<int64_t>(spec, "max_len", int64_t(5000));
+    if (kind == "learned") {
+      ANVIL_CHECK(!spec.contains("dropout"), ValueError,
+                  "ModelBuilder: positional_encoding 'learned' takes no 'dropout' (add a dropout layer)");
+      return std::make_shared<LearnedPositionalEmbedding>(max_len, in.back(), true);
+    }
+    ANVIL_CHECK(kind == "sinusoidal", ValueError, "ModelBuilder: positional_encoding: field 'kind' ",
+                "must be \"sinusoidal\" or \"learned\", got \"", kind, "\"");
+    return std::make_shared<SinusoidalPositionalEncoding>(
+        in.back(), max_len, field<double>(spec, "dropout", 0.0), true);
+  }
+  if (t == "transformer_encoder") {  // [N, T, d_model] -> the same
+    need_rank(3, 3);
+    const int64_t d_model = field<int64_t>(spec, "d_model", in.back());
+    ANVIL_CHECK(d_model == in.back(), ShapeError, "ModelBuilder: transformer_encoder: d_model=",
+                d_model, " differs from the incoming features ", in.back());
+    const TransformerLayerOptions o{
+        .d_model = d_model,
+        .nhead = field<int64_t>(spec, "nhead"),
+        .dim_feedforward = field<int64_t>(spec, "dim_feedforward", int64_t(2048)),
+        .dropout = field<double>(spec, "dropout", 0.1),
+        .activation = field<std::string>(spec, "activation", std::string("relu")),
+        .layer_norm_eps = field<double>(spec, "layer_norm_eps", 1e-5),
+        .batch_first = true,
+        .norm_first = field<bool>(spec, "norm_first", false),
+        .bias = field<bool>(spec, "bias", true)};
+    ModulePtr norm;
+    if (field<bool>(spec, "norm", false))
+      norm = std::make_shared<LayerNorm>(d_model, o.layer_norm_eps, true, o.bias);
+    const int64_t num_layers = field<int64_t>(spec, "num_layers");
+    return std::make_shared<TransformerEncoder>(
+        [&] { return std::make_shared<TransformerEncoderLayer>(o); }, num_layers, norm);
+  }
+  if (t == "mean_pool") {
+    need_rank(3, 8);
+    return std::make_shared<MeanPool>(1);
+  }
+  if (t == "select_token" || t == "first_token") {
+    need_rank(3, 8);
+    return std::make_shared<SelectToken>(t == "first_token" ? 0 : field<int64_t>(spec, "index", int64_t(0)));
+  }
   if (t == "relu") return std::make_shared<ReLU>();
   if (t == "leaky_relu") return std::make_shared<LeakyReLU>(field<double>(spec, "negative_slope", 0.01));
   if (t == "elu") return std::make_shared<ELU>(field<double>(spec, "alpha", 1.0));
@@ -215,6 +263,25 @@ ModelBuilder& ModelBuilder::reshape(const Shape& shape) {
 }
 ModelBuilder& ModelBuilder::embedding(int64_t num_embeddings, int64_t embedding_dim) {
   return add({{"type", "embedding"}, {"num_embeddings", num_embeddings}, {"embedding_dim", embedding_dim}});
+}
+ModelBuilder& ModelBuilder::positional_encoding(const std::string& kind, int64_t max_len,
+                                                double dropout) {
+  json spec{{"type", "positional_encoding"}, {"kind", kind}, {"max_len", max_len}};
+  if (kind != "learned") spec["dropout"] = dropout;
+  return add(spec);
+}
+ModelBuilder& ModelBuilder::transformer_encoder(int64_t nhead, int64_t num_layers,
+                                                int64_t dim_feedforward, double dropout,
+                                                const std::string& activation, bool norm_first,
+                                                double layer_norm_eps, bool norm) {
+  return add({{"type", "transformer_encoder"}, {"nhead", nhead}, {"num_layers", num_layers},
+              {"dim_feedforward", dim_feedforward}, {"dropout", dropout},
+              {"activation", activation}, {"norm_first", norm_first},
+              {"layer_norm_eps", layer_norm_eps}, {"norm", norm}});
+}
+ModelBuilder& ModelBuilder::mean_pool() { return add({{"type", "mean_pool"}}); }
+ModelBuilder& ModelBuilder::select_token(int64_t index) {
+  return add({{"type", "select_token"}, {"index", index}});
 }
 ModelBuilder& ModelBuilder::relu() { return add({{"type", "relu"}}); }
 ModelBuilder& ModelBuilder::leaky_relu(double slope) {
