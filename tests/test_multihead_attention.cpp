@@ -128,6 +128,33 @@ TEST(MultiheadAttention, KeyPaddingMasksMatchTorch) {
   EXPECT_NEAR(sum(w.select(0, 2).select(0, 0)).item<float>(), 1.0f, 1e-6);
 }
 
+TEST(MultiheadAttention, FullyMaskedQueriesAreTorchs) {
+  // Sequence 1 is all padding: NaN with weights (softmax over -inf), zeros without (torch's
+  // scaled_dot_product_attention on the CPU). Outputs only: the NaNs reach every gradient.
+  manual_seed(12);
+  nn::MultiheadAttention m(8, 2, {.batch_first = true});
+  Tensor q = input({2, 3, 8}, 40), k = input({2, 4, 8}, 41);
+  Tensor pad = padding_mask(2, 4, {1, 4});
+  for (bool weights : {true, false}) {
+    ModuleCase c{
+        .ctor = "torch.nn.MultiheadAttention(8, 2, batch_first=True)",
+        .call = std::string("[t.detach() if t is not None else None for t in m(x[0], x[1], "
+                            "x[1], key_padding_mask=x[2], need_weights=") +
+                (weights ? "True" : "False") + ")]",
+        .inputs = {q, k, pad},
+        .want_grad = {false, false, false},
+        .rtol = kRtol,
+        .atol = kAtol};
+    EXPECT_TRUE(test::module_matches_torch(m, c, [&](const std::vector<Tensor>& x) {
+      NoGradGuard no_grad;
+      auto [out, w] = m(x[0], x[1], x[1], x[2], weights);
+      return std::vector<Tensor>{out, w};
+    })) << weights;
+  }
+  Tensor out = m(q, k, k, pad, false).attn_output;
+  EXPECT_EQ(sum(isnan(out).to(kFloat32)).item<float>(), 0.0f);
+}
+
 TEST(MultiheadAttention, AttentionMasksMatchTorch) {
   manual_seed(4);
   nn::MultiheadAttention m(8, 2);
