@@ -296,6 +296,56 @@ TEST(Transformer, MatchesTorch) {
   }
 }
 
+TEST(Transformer, LoadsTorchsStateDict) {
+  // The other direction: torch's own initial values into anvil's modules (strictly, so the
+  // key sets must be equal), then the same outputs and gradients.
+  auto load_torch = [](nn::Module& m, const std::string& ctor) {
+    std::string keys;
+    std::vector<std::string> names;
+    for (auto& [k, v] : m.state_dict()) {
+      keys += "'" + k + "', ";
+      names.push_back(k);
+    }
+    auto values = test::TorchOracle::get().run_code(
+        "torch.manual_seed(0)\nsd = (" + ctor + ").state_dict()\nkeys = [" + keys +
+        "]\nassert sorted(keys) == sorted(sd.keys()), (sorted(keys), sorted(sd.keys()))\n"
+        "out = [sd[k] for k in keys]\n");
+    StateDict dict;
+    for (size_t i = 0; i < names.size(); ++i) dict[names[i]] = values[i];
+    m.load_state_dict(dict);
+    return dict;
+  };
+  manual_seed(11);
+  const std::string ctor = "torch.nn.Transformer(8, 2, 1, 2, 16, dropout=0.0, batch_first=True)";
+  nn::Transformer model({.d_model = 8,
+                         .nhead = 2,
+                         .num_encoder_layers = 1,
+                         .num_decoder_layers = 2,
+                         .dim_feedforward = 16,
+                         .dropout = 0.0,
+                         .batch_first = true});
+  StateDict theirs = load_torch(model, ctor);
+  EXPECT_TRUE(equal(model.decoder->layer_list[1]->multihead_attn->in_proj_weight,
+                    theirs.at("decoder.layers.1.multihead_attn.in_proj_weight")));
+  Tensor src = input({2, 5, 8}, 21), tgt = input({2, 3, 8}, 22);
+  EXPECT_TRUE(matches(
+      model, ctor, "m(x[0], x[1])", {src, tgt}, 2,
+      [&](auto& x) { return model.forward(x[0], x[1]); }, true));
+  nn::MultiheadAttention mha(8, 4, 0.0, true, true, false, 3, 5);
+  const std::string mctor = "torch.nn.MultiheadAttention(8, 4, add_bias_kv=True, kdim=3, vdim=5)";
+  load_torch(mha, mctor);
+  Tensor q = input({2, 2, 8}, 23), k = input({4, 2, 3}, 24), v = input({4, 2, 5}, 25);
+  test::ModuleCase c{.ctor = mctor,
+                     .call = "m(x[0], x[1], x[2])",
+                     .inputs = {q, k, v},
+                     .rtol = kRtol,
+                     .atol = kAtol};
+  EXPECT_TRUE(test::module_matches_torch(mha, c, [&](const std::vector<Tensor>& x) {
+    auto [out, w] = mha(x[0], x[1], x[2]);
+    return std::vector<Tensor>{out, w};
+  }));
+}
+
 TEST(Transformer, ConstructionIsTorchs) {
   manual_seed(10);
   nn::Transformer model({.d_model = 16,
