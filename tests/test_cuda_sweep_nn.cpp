@@ -1,7 +1,8 @@
 // The CUDA sweep of the layers' heavy ops against the CPU, every op x every dtype (see
 // support/sweep.h): matrix products (mm, matmul's rank rules, bmm, linear, linear_act with its
-// cuBLASLt epilogues), conv2d through cuDNN, max/avg/adaptive pooling and batch norm, each
-// with its input (and weight, bias) gradients through autograd. Skipped without a GPU.
+// cuBLASLt epilogues), conv2d through cuDNN, max/avg/adaptive pooling, batch norm, layer norm
+// and RMS norm, each with its input (and weight, bias) gradients through autograd. Skipped
+// without a GPU.
 #include <functional>
 
 #include "support/sweep.h"
@@ -199,9 +200,62 @@ std::vector<Case> batch_norm_cases() {
   };
 }
 
+// ---- layer norm and RMS norm ---------------------------------------------------------------
+
+// Input [6, 7, 97] (rows of an odd length: the scalar path, a warp per row) or [4, 1536] (a
+// block per row, 16-byte accesses), and weight and bias of the row's length.
+Inputs layer_norm_inputs(Shape x, int64_t n) {
+  return [x, n](DType dt) {
+    return Tensors{values(x, 1, dt, {-2, 3}), values({n}, 2, dt, {0.5, 2}), values({n}, 3, dt)};
+  };
+}
+
+std::vector<Case> layer_norm_cases() {
+  const auto acc = Precision::Accumulating;
+  return {
+      {.op = "layer_norm",
+       .dtypes = kFloats,
+       .inputs = layer_norm_inputs({6, 7, 97}, 97),
+       .body = [](const Args& a) -> Tensors {
+         return {layer_norm(a.in[0], {97}, a.in[1], a.in[2])};
+       },
+       .precision = acc,
+       .grads = {0, 1, 2}},
+      {.op = "layer_norm_long_rows",
+       .dtypes = kFloats,
+       .inputs = layer_norm_inputs({4, 1536}, 1536),
+       .body = [](const Args& a) -> Tensors {
+         return {layer_norm(a.in[0], {1536}, a.in[1], a.in[2])};
+       },
+       .precision = acc,
+       .grads = {0, 1, 2}},
+      // Two normalised dims, no affine parameters.
+      {.op = "layer_norm_plain",
+       .dtypes = kFloats,
+       .inputs = layer_norm_inputs({6, 7, 97}, 97),
+       .body = [](const Args& a) -> Tensors { return {layer_norm(a.in[0], {7, 97})}; },
+       .precision = acc,
+       .grads = {0}},
+      {.op = "rms_norm",
+       .dtypes = kFloats,
+       .inputs = layer_norm_inputs({6, 7, 97}, 97),
+       .body = [](const Args& a) -> Tensors { return {rms_norm(a.in[0], {97}, a.in[1])}; },
+       .precision = acc,
+       .grads = {0, 1}},
+      {.op = "rms_norm_long_rows",
+       .dtypes = kFloats,
+       .inputs = layer_norm_inputs({4, 1536}, 1536),
+       .body = [](const Args& a) -> Tensors {
+         return {rms_norm(a.in[0], {1536}, a.in[1], 1e-6)};
+       },
+       .precision = acc,
+       .grads = {0, 1}},
+  };
+}
+
 std::vector<Case> all_cases() {
   std::vector<Case> all;
-  for (auto family : {product_cases, conv_cases, pool_cases, batch_norm_cases})
+  for (auto family : {product_cases, conv_cases, pool_cases, batch_norm_cases, layer_norm_cases})
     for (Case& c : family()) all.push_back(std::move(c));
   return all;
 }

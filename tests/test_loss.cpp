@@ -144,6 +144,29 @@ TEST(Loss, CrossEntropyMatchesTorch) {
   }
 }
 
+TEST(Loss, CrossEntropyLanguageModelShapes) {
+  // A language model's loss: logits [B, T, V] flattened to [B * T, V] with a vocabulary wider
+  // than the rows are many, and padding positions marked -100 (every fifth here).
+  const int64_t b = 3, t = 41, v = 2003;
+  Tensor logits = test::uniform({b, t, v}, 21, -6, 6, kFloat32);
+  Tensor tgt = make_targets({b * t}, v, 22, int64_t(-100));
+  for (const char* red : {"mean", "sum", "none"}) {
+    const Reduction r = reduction_from_string(red);
+    EXPECT_TRUE(test::matches_torch(
+        std::string("F.cross_entropy(a.reshape(-1, a.shape[-1]), b, reduction='") + red + "')",
+        {logits, tgt}, [r](auto& a) { return cross_entropy(a[0].reshape({-1, v}), a[1], {}, r); }))
+        << red;
+  }
+  // The ignored rows get no gradient, and the mean divides by the counted rows only.
+  Tensor x = logits.reshape({b * t, v}).detach().requires_grad_();
+  Tensor loss = cross_entropy(x, tgt);
+  loss.backward();
+  EXPECT_TRUE(test::all_close(x.grad().select(0, 2), zeros({v}), 0, 0));
+  Tensor counted = cross_entropy(x.detach(), tgt, {}, Reduction::Sum);
+  const double kept = double(sum(ne(tgt, -100)).item<int64_t>());
+  EXPECT_NEAR(loss.item<double>(), counted.item<double>() / kept, 1e-5);
+}
+
 TEST(Loss, CrossEntropyErrors) {
   Tensor x = zeros({4, 3});
   EXPECT_TRUE(test::throws_with<IndexError>(

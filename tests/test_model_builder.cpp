@@ -66,3 +66,30 @@ TEST(ModelBuilder, JsonRoundTripGivesTheSameArchitecture) {
   EXPECT_TRUE(test::throws_with<ValueError>([&] { nn::ModelBuilder::load(p); }, {p, "units", "wrong type"}));
   unlink(p.c_str());
 }
+
+TEST(ModelBuilder, LayerNormAndRmsNormOverTheLastDim) {
+  nn::ModelBuilder b({2, 5, 16});
+  b.dense(12).layer_norm().gelu().rms_norm(1e-6).dense(3).layer_norm(1e-3, true, false).rms_norm();
+  EXPECT_EQ(b.output_shape(), (Shape{2, 5, 3}));
+  // dense 16 -> 12: 204; layer_norm: 24; rms_norm: 12; dense 12 -> 3: 39; layer_norm without
+  // bias: 3; rms_norm: 3.
+  EXPECT_EQ(b.num_parameters(), 204 + 24 + 12 + 39 + 3 + 3);
+  auto model = b.build();
+  auto names = model->named_parameters();
+  EXPECT_EQ(names[2].first, "1.weight");
+  EXPECT_EQ(names[3].first, "1.bias");
+  EXPECT_EQ(names[4].first, "3.weight");
+  EXPECT_EQ(model->str().find("LayerNorm((12,), eps=1e-05, elementwise_affine=true, bias=true)") !=
+                std::string::npos,
+            true)
+      << model->str();
+  nlohmann::json j = b.to_json();
+  EXPECT_EQ(j["layers"][1], nlohmann::json({{"type", "layer_norm"}, {"eps", 1e-5},
+                                             {"elementwise_affine", true}, {"bias", true}}));
+  EXPECT_TRUE(j["layers"][6]["eps"].is_null());
+  EXPECT_EQ(nn::ModelBuilder::from_json(j, 2).to_json(), j);
+  Tensor y = (*model)(test::uniform({2, 5, 16}, 1, -1, 1, kFloat32));
+  EXPECT_EQ(y.shape(), (Shape{2, 5, 3}));
+  EXPECT_TRUE(test::throws_with<ShapeError>([] { nn::ModelBuilder({4}).layer_norm(); },
+                                            {"layer 0", "layer_norm", "[4]"}));
+}

@@ -9,10 +9,14 @@
 #include "anvil/nn/conv.h"
 #include "anvil/nn/dropout.h"
 #include "anvil/nn/embedding.h"
+#include "anvil/nn/layer_norm.h"
 #include "anvil/nn/linear.h"
 #include "anvil/nn/normalization.h"
 #include "anvil/nn/pooling.h"
+#include "anvil/nn/positional_encoding.h"
+#include "anvil/nn/sequence_pool.h"
 #include "anvil/nn/shape.h"
+#include "anvil/nn/transformer.h"
 #include "anvil/ops/creation.h"
 
 namespace anvil::nn {
@@ -21,8 +25,9 @@ using json = nlohmann::json;
 
 const char* kTypes =
     "dense, conv2d, maxpool2d, avgpool2d, adaptive_avgpool2d, global_avgpool2d, batchnorm, "
-    "dropout, flatten, reshape, embedding, relu, leaky_relu, elu, sigmoid, tanh, silu, gelu, "
-    "softmax, log_softmax";
+    "layer_norm, rms_norm, dropout, flatten, reshape, embedding, relu, leaky_relu, elu, sigmoid, tanh, silu, gelu, "
+    "softmax, log_softmax, positional_encoding, transformer_encoder, mean_pool, select_token, "
+    "first_token";
 
 // Reads field `key` of a layer description, with a default; a wrong JSON type is a ValueError
 // naming the layer and the field.
@@ -105,12 +110,69 @@ ModulePtr make_layer(const json& spec, const Shape& in) {
     if (in.size() == 4) return std::make_shared<BatchNorm2d>(in[1], eps, momentum);
     return std::make_shared<BatchNorm1d>(in[1], eps, momentum);
   }
+  if (t == "layer_norm") {  // over the last dim
+    need_rank(2, 8);
+    return std::make_shared<LayerNorm>(in.back(), field<double>(spec, "eps", 1e-5),
+                                       field<bool>(spec, "elementwise_affine", true),
+                                       field<bool>(spec, "bias", true));
+  }
+  if (t == "rms_norm") {
+    need_rank(2, 8);
+    std::optional<double> eps;  // null or absent: the input's machine epsilon
+    if (spec.contains("eps") && !spec["eps"].is_null()) eps = field<double>(spec, "eps");
+    return std::make_shared<RMSNorm>(in.back(), eps,
+                                     field<bool>(spec, "elementwise_affine", true));
+  }
   if (t == "dropout") return std::make_shared<Dropout>(field<double>(spec, "p", 0.5));
   if (t == "flatten") return std::make_shared<Flatten>();
   if (t == "reshape") return std::make_shared<Reshape>(field<Shape>(spec, "shape"));
   if (t == "embedding")
     return std::make_shared<Embedding>(field<int64_t>(spec, "num_embeddings"),
                                        field<int64_t>(spec, "embedding_dim"));
+  if (t == "positional_encoding") {  // [N, T, D], batch first as every builder layer
+    need_rank(3, 3);
+    const std::string kind = field<std::string>(spec, "kind", std::string("sinusoidal"));
+    const int64_t max_len = field<int64_t>(spec, "max_len", int64_t(5000));
+    if (kind == "learned") {
+      ANVIL_CHECK(!spec.contains("dropout"), ValueError,
+                  "ModelBuilder: positional_encoding 'learned' takes no 'dropout' (add a dropout layer)");
+      return std::make_shared<LearnedPositionalEmbedding>(max_len, in.back(), true);
+    }
+    ANVIL_CHECK(kind == "sinusoidal", ValueError, "ModelBuilder: positional_encoding: field 'kind' ",
+                "must be \"sinusoidal\" or \"learned\", got \"", kind, "\"");
+    return std::make_shared<SinusoidalPositionalEncoding>(
+        in.back(), max_len, field<double>(spec, "dropout", 0.0), true);
+  }
+  if (t == "transformer_encoder") {  // [N, T, d_model] -> the same
+    need_rank(3, 3);
+    const int64_t d_model = field<int64_t>(spec, "d_model", in.back());
+    ANVIL_CHECK(d_model == in.back(), ShapeError, "ModelBuilder: transformer_encoder: d_model=",
+                d_model, " differs from the incoming features ", in.back());
+    const TransformerLayerOptions o{
+        .d_model = d_model,
+        .nhead = field<int64_t>(spec, "nhead"),
+        .dim_feedforward = field<int64_t>(spec, "dim_feedforward", int64_t(2048)),
+        .dropout = field<double>(spec, "dropout", 0.1),
+        .activation = field<std::string>(spec, "activation", std::string("relu")),
+        .layer_norm_eps = field<double>(spec, "layer_norm_eps", 1e-5),
+        .batch_first = true,
+        .norm_first = field<bool>(spec, "norm_first", false),
+        .bias = field<bool>(spec, "bias", true)};
+    ModulePtr norm;
+    if (field<bool>(spec, "norm", false))
+      norm = std::make_shared<LayerNorm>(d_model, o.layer_norm_eps, true, o.bias);
+    const int64_t num_layers = field<int64_t>(spec, "num_layers");
+    return std::make_shared<TransformerEncoder>(
+        [&] { return std::make_shared<TransformerEncoderLayer>(o); }, num_layers, norm);
+  }
+  if (t == "mean_pool") {
+    need_rank(3, 8);
+    return std::make_shared<MeanPool>(1);
+  }
+  if (t == "select_token" || t == "first_token") {
+    need_rank(3, 8);
+    return std::make_shared<SelectToken>(t == "first_token" ? 0 : field<int64_t>(spec, "index", int64_t(0)));
+  }
   if (t == "relu") return std::make_shared<ReLU>();
   if (t == "leaky_relu") return std::make_shared<LeakyReLU>(field<double>(spec, "negative_slope", 0.01));
   if (t == "elu") return std::make_shared<ELU>(field<double>(spec, "alpha", 1.0));
@@ -186,6 +248,14 @@ ModelBuilder& ModelBuilder::global_avgpool2d() { return add({{"type", "global_av
 ModelBuilder& ModelBuilder::batchnorm(double eps, double momentum) {
   return add({{"type", "batchnorm"}, {"eps", eps}, {"momentum", momentum}});
 }
+ModelBuilder& ModelBuilder::layer_norm(double eps, bool elementwise_affine, bool bias) {
+  return add({{"type", "layer_norm"}, {"eps", eps}, {"elementwise_affine", elementwise_affine},
+              {"bias", bias}});
+}
+ModelBuilder& ModelBuilder::rms_norm(std::optional<double> eps, bool elementwise_affine) {
+  return add({{"type", "rms_norm"}, {"eps", eps ? json(*eps) : json(nullptr)},
+              {"elementwise_affine", elementwise_affine}});
+}
 ModelBuilder& ModelBuilder::dropout(double p) { return add({{"type", "dropout"}, {"p", p}}); }
 ModelBuilder& ModelBuilder::flatten() { return add({{"type", "flatten"}}); }
 ModelBuilder& ModelBuilder::reshape(const Shape& shape) {
@@ -193,6 +263,25 @@ ModelBuilder& ModelBuilder::reshape(const Shape& shape) {
 }
 ModelBuilder& ModelBuilder::embedding(int64_t num_embeddings, int64_t embedding_dim) {
   return add({{"type", "embedding"}, {"num_embeddings", num_embeddings}, {"embedding_dim", embedding_dim}});
+}
+ModelBuilder& ModelBuilder::positional_encoding(const std::string& kind, int64_t max_len,
+                                                double dropout) {
+  json spec{{"type", "positional_encoding"}, {"kind", kind}, {"max_len", max_len}};
+  if (kind != "learned") spec["dropout"] = dropout;
+  return add(spec);
+}
+ModelBuilder& ModelBuilder::transformer_encoder(int64_t nhead, int64_t num_layers,
+                                                int64_t dim_feedforward, double dropout,
+                                                const std::string& activation, bool norm_first,
+                                                double layer_norm_eps, bool norm) {
+  return add({{"type", "transformer_encoder"}, {"nhead", nhead}, {"num_layers", num_layers},
+              {"dim_feedforward", dim_feedforward}, {"dropout", dropout},
+              {"activation", activation}, {"norm_first", norm_first},
+              {"layer_norm_eps", layer_norm_eps}, {"norm", norm}});
+}
+ModelBuilder& ModelBuilder::mean_pool() { return add({{"type", "mean_pool"}}); }
+ModelBuilder& ModelBuilder::select_token(int64_t index) {
+  return add({{"type", "select_token"}, {"index", index}});
 }
 ModelBuilder& ModelBuilder::relu() { return add({{"type", "relu"}}); }
 ModelBuilder& ModelBuilder::leaky_relu(double slope) {

@@ -8,11 +8,13 @@
 //
 // While autocast is on for a device kind (per thread), an op whose tensors live on a device
 // of that kind casts its floating inputs on entry, following PyTorch's CUDA lists:
-//   - lower precision (the autocast dtype): matmul, mm, bmm, linear, conv2d. Their float32
-//     and 16-bit inputs (weights and bias too) are cast; float64 ones are left alone.
-//   - float32: softmax, log_softmax, exp, log, rsqrt, pow, sum, and the losses (cross_entropy,
-//     nll_loss, soft_cross_entropy, mse_loss, l1_loss, huber_loss, smooth_l1_loss,
-//     binary_cross_entropy, binary_cross_entropy_with_logits). Their 16-bit inputs are cast.
+//   - lower precision (the autocast dtype): matmul, mm, bmm, linear, conv2d,
+//     scaled_dot_product_attention. Their float32 and 16-bit inputs (weights, bias and a
+//     floating attention mask too) are cast; float64 ones are left alone.
+//   - float32: softmax, log_softmax, layer_norm, rms_norm, exp, log, rsqrt, pow, sum, and the
+//     losses (cross_entropy, nll_loss, soft_cross_entropy, mse_loss, l1_loss, huber_loss,
+//     smooth_l1_loss, binary_cross_entropy, binary_cross_entropy_with_logits). Their 16-bit
+//     inputs are cast.
 //   - widest input type: scatter_add (cat and the element-wise ops promote anyway, so
 //     add(bf16, f32) gives f32).
 //   - everything else runs in its inputs' dtype (relu, batch_norm, pooling, ... in bf16 when

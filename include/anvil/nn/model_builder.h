@@ -43,10 +43,30 @@ class ModelBuilder {
   ModelBuilder& global_avgpool2d();  // [N, C, H, W] -> [N, C]
   // BatchNorm1d for [N, C] or [N, C, L] inputs, BatchNorm2d for [N, C, H, W].
   ModelBuilder& batchnorm(double eps = 1e-5, double momentum = 0.1);
+  // LayerNorm / RMSNorm over the last dim (as torch.nn.LayerNorm(in.back(), ...)).
+  ModelBuilder& layer_norm(double eps = 1e-5, bool elementwise_affine = true, bool bias = true);
+  ModelBuilder& rms_norm(std::optional<double> eps = std::nullopt, bool elementwise_affine = true);
   ModelBuilder& dropout(double p = 0.5);
   ModelBuilder& flatten();                    // [N, ...] -> [N, prod(...)]
   ModelBuilder& reshape(const Shape& shape);  // per sample, without the batch dim; -1 allowed
   ModelBuilder& embedding(int64_t num_embeddings, int64_t embedding_dim);
+  // ---- sequences [N, T, D] (batch first), e.g. a classifier over token ids [N, T]:
+  //   ModelBuilder({32, 16}).embedding(100, 64).positional_encoding()
+  //       .transformer_encoder(4, 2, 128, 0.1).mean_pool().dense(2)
+  // Adds position information: "sinusoidal" (SinusoidalPositionalEncoding with `dropout`) or
+  // "learned" (LearnedPositionalEmbedding, no dropout: add a dropout layer), over max_len
+  // positions and the incoming features.
+  ModelBuilder& positional_encoding(const std::string& kind = "sinusoidal", int64_t max_len = 5000,
+                                    double dropout = 0.0);
+  // A TransformerEncoder of num_layers TransformerEncoderLayers (batch_first, d_model = the
+  // incoming features; JSON may name d_model, which must then match), with a final LayerNorm
+  // when `norm` (usual with norm_first).
+  ModelBuilder& transformer_encoder(int64_t nhead, int64_t num_layers,
+                                    int64_t dim_feedforward = 2048, double dropout = 0.1,
+                                    const std::string& activation = "relu", bool norm_first = false,
+                                    double layer_norm_eps = 1e-5, bool norm = false);
+  ModelBuilder& mean_pool();                      // [N, T, D] -> [N, D], the mean over T
+  ModelBuilder& select_token(int64_t index = 0);  // [N, T, D] -> [N, D], x[:, index]
   ModelBuilder& relu();
   ModelBuilder& leaky_relu(double negative_slope = 0.01);
   ModelBuilder& elu(double alpha = 1.0);
