@@ -121,7 +121,8 @@ TextSplit token_windows(std::string_view text, const Tokenizer& tokenizer,
   ANVIL_CHECK(f >= 0 && f < 1, ValueError, "token_windows: expected val_fraction in [0, 1), got ", f);
   const int64_t t = options.block_size;
   ANVIL_CHECK(t >= 1, ValueError, "token_windows: expected block_size >= 1, got ", t);
-  Tensor ids = tensor(tokenizer.encode(text));
+  const std::vector<int64_t> encoded = tokenizer.encode(text);
+  Tensor ids = tensor(encoded, Shape{int64_t(encoded.size())});  // 1-D even for one token
   const int64_t n = ids.numel();
   const int64_t n_val = int64_t(std::ceil(f * double(n))), n_train = n - n_val;
   ANVIL_CHECK(n_train > t, ValueError, "token_windows: the text's ", n, " tokens leave ", n_train,
