@@ -60,8 +60,9 @@ class BPETokenizer : public Tokenizer {
                std::map<std::string, int64_t> special_tokens = {});
 
   // Learns merges from `corpus` until the vocabulary (256 bytes + merges + special tokens) holds
-  // vocab_size tokens, or no pair occurs options.min_frequency times. The corpus is split by
-  // gpt2_pretokenize and pairs never cross a piece's boundary. Each step merges the pair of
+  // vocab_size tokens, or no pair occurs options.min_frequency times. The corpus is plain text
+  // (special tokens' names in it are ordinary bytes); it is split by gpt2_pretokenize and pairs
+  // never cross a piece's boundary. Each step merges the pair of
   // adjacent tokens that occurs most often, counting every piece as often as it appears (the
   // overlapping pairs of "aaa" count twice); ties go to the pair whose (left bytes, right bytes)
   // sort first, bytewise, so a corpus always gives the same tokenizer. Counts are updated
