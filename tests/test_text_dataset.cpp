@@ -6,8 +6,8 @@
 #include <fstream>
 #include <set>
 
-#include "anvil/text/text.h"
 #include "anvil/data/data.h"
+#include "anvil/text/text.h"
 #include "support/check.h"
 #include "support/oracle.h"
 
@@ -18,7 +18,8 @@ namespace fs = std::filesystem;
 namespace {
 
 struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("anvil_test_text_dataset_" + std::to_string(getpid()));
+  fs::path path =
+      fs::temp_directory_path() / ("anvil_test_text_dataset_" + std::to_string(getpid()));
   TempDir() { fs::create_directories(path); }
   ~TempDir() { fs::remove_all(path); }
   std::string file(const std::string& name) const { return (path / name).string(); }
@@ -50,7 +51,8 @@ TEST(TokenWindows, WindowsAndShiftedTargets) {
   EXPECT_EQ(ids(w.get(2).target), (Ids{7, 8, 9}));
   EXPECT_EQ(w.get(1).input.shape(), (Shape{3}));
   EXPECT_EQ(w.get(1).input.dtype(), kInt64);
-  EXPECT_TRUE(test::throws_with<IndexError>([&] { w.get(3); }, {"TokenWindows::get", "index 3", "3 windows"}));
+  EXPECT_TRUE(test::throws_with<IndexError>([&] { w.get(3); },
+                                            {"TokenWindows::get", "index 3", "3 windows"}));
   EXPECT_TRUE(test::throws_with<IndexError>([&] { w.get(-1); }, {"index -1"}));
 }
 
@@ -82,7 +84,11 @@ TEST(TokenWindows, GetBatchStacksWindows) {
   data::Batch stacked = w.data::Dataset::get_batch(idx);  // get() and stack, the default collate
   EXPECT_TRUE(test::all_close(b.input, stacked.input, 0, 0));
   EXPECT_TRUE(test::all_close(b.target, stacked.target, 0, 0));
-  EXPECT_TRUE(test::throws_with<IndexError>([&] { w.get_batch({0, 19}); }, {"get_batch", "index 19"}));
+  EXPECT_TRUE(test::throws_with<IndexError>(
+      [&] {
+        w.get_batch({0, 19});
+      },
+      {"get_batch", "index 19"}));
   EXPECT_TRUE(test::throws_with<ValueError>([&] { w.get_batch({}); }, {"get_batch", "none"}));
 }
 
@@ -92,18 +98,26 @@ TEST(TokenWindows, Arguments) {
   EXPECT_EQ(ids(narrow.get(0).target), (Ids{6, 7}));
   TokenWindows view(arange(20).slice(0, 0, 20, 2), 3);  // a strided view is copied
   EXPECT_EQ(ids(view.get(1).input), (Ids{6, 8, 10}));
-  EXPECT_TRUE(test::throws_with<ShapeError>([] { TokenWindows(zeros({2, 5}, kInt64), 2); },
-                                            {"TokenWindows", "1-D", "[2, 5]"}));
+  EXPECT_TRUE(test::throws_with<ShapeError>(
+      [] {
+        TokenWindows(zeros({2, 5}, kInt64), 2);
+      },
+      {"TokenWindows", "1-D", "[2, 5]"}));
   EXPECT_TRUE(test::throws_with<DTypeError>([] { TokenWindows(zeros({5}), 2); },
                                             {"TokenWindows", "integer", "float32"}));
-  EXPECT_TRUE(test::throws_with<ValueError>([] { TokenWindows(arange(5), 0); }, {"block_size >= 1", "0"}));
-  EXPECT_TRUE(test::throws_with<ValueError>([] { TokenWindows(arange(5), 2, -1); }, {"stride", "-1"}));
+  EXPECT_TRUE(
+      test::throws_with<ValueError>([] { TokenWindows(arange(5), 0); }, {"block_size >= 1", "0"}));
+  EXPECT_TRUE(
+      test::throws_with<ValueError>([] { TokenWindows(arange(5), 2, -1); }, {"stride", "-1"}));
   // Ids checked against the vocabulary: a file's ids may be anything.
   EXPECT_NO_THROW(TokenWindows(arange(5), 2, 0, 5));
   EXPECT_TRUE(test::throws_with<IndexError>([] { TokenWindows(arange(5), 2, 0, 4); },
                                             {"token 4 is 4", "[0, 4)"}));
   EXPECT_TRUE(test::throws_with<IndexError>(
-      [] { TokenWindows(tensor(std::vector<int64_t>{1, -3, 2}), 1, 0, 10); }, {"token 1 is -3"}));
+      [] {
+        TokenWindows(tensor(std::vector<int64_t>{1, -3, 2}), 1, 0, 10);
+      },
+      {"token 1 is -3"}));
 }
 
 TEST(TokenWindows, DataLoaderBatches) {
@@ -144,8 +158,8 @@ TEST(TokenWindows, BatchesMeetCrossEntropy) {
   Tensor flat = cross_entropy(logits.reshape({B * T, V}), b.target.reshape({-1}));
   Tensor per_position = cross_entropy(logits.transpose(1, 2), b.target);
   EXPECT_TRUE(test::all_close(flat, per_position, 1e-6, 1e-6));
-  EXPECT_TRUE(test::throws_with<ShapeError>([&] { cross_entropy(logits, b.target); },
-                                            {"cross_entropy"}));
+  EXPECT_TRUE(
+      test::throws_with<ShapeError>([&] { cross_entropy(logits, b.target); }, {"cross_entropy"}));
 }
 
 TEST(TextSplit, SizesAndBoundary) {
@@ -177,22 +191,25 @@ TEST(TextSplit, Errors) {
   ByteTokenizer tok;
   const std::string text(100, 'x');
   EXPECT_TRUE(test::throws_with<ValueError>(
-      [&] { token_windows(text, tok, {.block_size = 8, .val_fraction = 1}); }, {"val_fraction", "[0, 1)"}));
+      [&] { token_windows(text, tok, {.block_size = 8, .val_fraction = 1}); },
+      {"val_fraction", "[0, 1)"}));
   EXPECT_TRUE(test::throws_with<ValueError>(
-      [&] { token_windows(text, tok, {.block_size = 8, .val_fraction = -0.1}); }, {"val_fraction"}));
+      [&] { token_windows(text, tok, {.block_size = 8, .val_fraction = -0.1}); },
+      {"val_fraction"}));
   EXPECT_TRUE(test::throws_with<ValueError>(
       [&] { token_windows(text, tok, {.block_size = 100, .val_fraction = 0}); },
       {"100 tokens", "for training", "window of 100"}));
   EXPECT_TRUE(test::throws_with<ValueError>(
       [&] { token_windows(text, tok, {.block_size = 8, .val_fraction = 0.05}); },
       {"leave 5 for validation", "window of 8"}));
-  EXPECT_TRUE(test::throws_with<ValueError>(
-      [&] { token_windows(text, tok, {.block_size = 0}); }, {"block_size"}));
+  EXPECT_TRUE(test::throws_with<ValueError>([&] { token_windows(text, tok, {.block_size = 0}); },
+                                            {"block_size"}));
 }
 
 TEST(TextSplit, FromFileWithBpe) {
   std::string text;
-  for (int i = 0; i < 300; ++i) text += "the quick brown fox jumps over the lazy dog " + std::to_string(i) + "\n";
+  for (int i = 0; i < 300; ++i)
+    text += "the quick brown fox jumps over the lazy dog " + std::to_string(i) + "\n";
   const std::string path = put("corpus.txt", text);
   EXPECT_EQ(load_text(path), text);
   BPETokenizer tok = BPETokenizer::train(text, 400);
@@ -229,17 +246,22 @@ TEST(TextFiles, TokenFilesAsNanoGpt) {
   EXPECT_EQ(ids(theirs[0]), ids(t));
   // numpy's writer, read here.
   const std::string np_path = tmp().file("np.bin");
-  oracle.run_code("import numpy as np\nnp.array([7, 40000, 3], dtype=np.uint16).tofile('" + np_path +
-                  "')\nout = [torch.zeros(1)]");
+  oracle.run_code("import numpy as np\nnp.array([7, 40000, 3], dtype=np.uint16).tofile('" +
+                  np_path + "')\nout = [torch.zeros(1)]");
   EXPECT_EQ(ids(load_tokens(np_path)), (Ids{7, 40000, 3}));
 
   EXPECT_TRUE(test::throws_with<IOError>([&] { load_tokens(path, 50257); },
                                          {"load_tokens", path, "token 5 is 65535", "[0, 50257)"}));
   const std::string odd = put("odd.bin", std::string(5, '\1'));
-  EXPECT_TRUE(test::throws_with<IOError>([&] { load_tokens(odd); }, {"load_tokens", odd, "5 bytes"}));
-  EXPECT_TRUE(test::throws_with<IOError>([] { load_tokens(tmp().file("none.bin")); }, {"none.bin"}));
+  EXPECT_TRUE(
+      test::throws_with<IOError>([&] { load_tokens(odd); }, {"load_tokens", odd, "5 bytes"}));
+  EXPECT_TRUE(
+      test::throws_with<IOError>([] { load_tokens(tmp().file("none.bin")); }, {"none.bin"}));
   EXPECT_TRUE(test::throws_with<ValueError>(
-      [&] { save_tokens(tensor(std::vector<int64_t>{1, 70000}), path); }, {"token 1 is 70000", "uint16"}));
+      [&] {
+        save_tokens(tensor(std::vector<int64_t>{1, 70000}), path);
+      },
+      {"token 1 is 70000", "uint16"}));
   EXPECT_TRUE(test::throws_with<ValueError>(
       [&] { save_tokens(tensor(std::vector<int64_t>{-1}, {1}), path); }, {"token 0 is -1"}));
   EXPECT_EQ(ids(load_tokens(path)), ids(t));  // a refused write leaves the file as it was

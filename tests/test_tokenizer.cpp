@@ -62,7 +62,8 @@ const BPETokenizer& fortune_tokenizer() {
   static const BPETokenizer tok = [] {
     const auto start = std::chrono::steady_clock::now();
     BPETokenizer t = BPETokenizer::train(fortunes(), 4096, {.special_tokens = {"<|endoftext|>"}});
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::printf("[ info ] trained 4096 tokens on %zu bytes of fortunes in %.2f s\n",
                 fortunes().size(), s);
     return t;
@@ -92,14 +93,20 @@ std::vector<Ids> hf_encode(const std::string& dir, const std::vector<std::string
   for (const auto& t : texts) inputs.push_back(bytes_tensor(t));
   std::string code =
       "import transformers\n"
-      "tok = transformers.GPT2Tokenizer.from_pretrained('" + dir + "')\n"
+      "tok = transformers.GPT2Tokenizer.from_pretrained('" +
+      dir +
+      "')\n"
       "out = []\n"
-      "for x in [" ;
+      "for x in [";
   for (size_t i = 0; i < texts.size(); ++i) code += std::string(1, char('a' + i)) + ",";
-  code += "]:\n"
-          "  text = bytes(x.numpy().tolist()).decode('utf-8')\n"
-          "  ids = tok.encode(text, split_special_tokens=" + std::string(specials ? "False" : "True") + ")\n"
-          "  out.append(torch.tensor(ids, dtype=torch.int64) if ids else torch.zeros(0, dtype=torch.int64))\n";
+  code +=
+      "]:\n"
+      "  text = bytes(x.numpy().tolist()).decode('utf-8')\n"
+      "  ids = tok.encode(text, split_special_tokens=" +
+      std::string(specials ? "False" : "True") +
+      ")\n"
+      "  out.append(torch.tensor(ids, dtype=torch.int64) if ids else torch.zeros(0, "
+      "dtype=torch.int64))\n";
   std::vector<Ids> out;
   for (const Tensor& t : oracle.run_code(code, inputs)) out.push_back(t.to_vector<int64_t>());
   return out;
@@ -112,8 +119,8 @@ std::vector<Ids> hf_encode(const std::string& dir, const std::vector<std::string
 TEST(Pretokenize, SplitsAsGpt2sPattern) {
   EXPECT_EQ(pieces("Hello world"), (Strings{"Hello", " world"}));
   EXPECT_EQ(pieces("I'm they're we'll you've it's 'd'S"),
-            (Strings{"I", "'m", " they", "'re", " we", "'ll", " you", "'ve", " it", "'s", " '",
-                     "d", "'", "S"}));
+            (Strings{"I", "'m", " they", "'re", " we", "'ll", " you", "'ve", " it", "'s", " '", "d",
+                     "'", "S"}));
   EXPECT_EQ(pieces("abc123 4567 x9"), (Strings{"abc", "123", " 4567", " x", "9"}));
   EXPECT_EQ(pieces("a!!? ...b"), (Strings{"a", "!!?", " ...", "b"}));
   // \s+(?!\S): a run of spaces leaves its last one to the word after it.
@@ -126,10 +133,11 @@ TEST(Pretokenize, SplitsAsGpt2sPattern) {
   // Letters and numbers beyond ASCII, and Unicode white space.
   EXPECT_EQ(pieces("naïve Ωμέγα 日本語 ٣٤"), (Strings{"naïve", " Ωμέγα", " 日本語", " ٣٤"}));
   EXPECT_EQ(pieces("a\u3000b"), (Strings{"a", "\u3000", "b"}));
-  EXPECT_EQ(pieces("x²½"), (Strings{"x", "²½"}));  // No: numbers
-  EXPECT_EQ(pieces("!\u0085!"), (Strings{"!", "\u0085", "!"}));  // NEL is White_Space
+  EXPECT_EQ(pieces("x²½"), (Strings{"x", "²½"}));                  // No: numbers
+  EXPECT_EQ(pieces("!\u0085!"), (Strings{"!", "\u0085", "!"}));    // NEL is White_Space
   EXPECT_EQ(pieces("!\x1c!\u200b!"), (Strings{"!\x1c!\u200b!"}));  // these are not
-  EXPECT_EQ(pieces("x\u0300y"), (Strings{"x", "\u0300", "y"}));  // a combining mark (Mn) is no letter
+  EXPECT_EQ(pieces("x\u0300y"),
+            (Strings{"x", "\u0300", "y"}));  // a combining mark (Mn) is no letter
 }
 
 TEST(Pretokenize, InvalidUtf8IsOtherAndPiecesCoverTheText) {
@@ -174,9 +182,9 @@ TEST(ByteLevel, Gpt2sAlphabet) {
   std::string all;
   for (int b = 0; b < 256; ++b) all += char(b);
   EXPECT_EQ(from_byte_level(to_byte_level(all)), all);
-  EXPECT_EQ(from_byte_level("€"), std::nullopt);     // outside the alphabet
+  EXPECT_EQ(from_byte_level("€"), std::nullopt);         // outside the alphabet
   EXPECT_EQ(from_byte_level("\xc0\xa1"), std::nullopt);  // an overlong '!'
-  EXPECT_EQ(from_byte_level("\xc4"), std::nullopt);  // truncated
+  EXPECT_EQ(from_byte_level("\xc4"), std::nullopt);      // truncated
 }
 
 // ---- ByteTokenizer ----
@@ -207,8 +215,11 @@ TEST(ByteTokenizer, SpecialTokens) {
   EXPECT_FALSE(tok.is_special(97));
   EXPECT_TRUE(test::throws_with<ValueError>([&] { tok.special_token("<|pad|>"); },
                                             {"no special token '<|pad|>'", "<|endoftext|>"}));
-  EXPECT_TRUE(test::throws_with<IndexError>([&] { tok.decode(Ids{1, 257}); },
-                                            {"id 257", "position 1", "257 tokens"}));
+  EXPECT_TRUE(test::throws_with<IndexError>(
+      [&] {
+        tok.decode(Ids{1, 257});
+      },
+      {"id 257", "position 1", "257 tokens"}));
   EXPECT_TRUE(test::throws_with<IndexError>([&] { tok.decode(Ids{-1}); }, {"id -1"}));
   EXPECT_TRUE(test::throws_with<ValueError>([] { ByteTokenizer({"a", "a"}); }, {"named twice"}));
   EXPECT_TRUE(test::throws_with<ValueError>([] { ByteTokenizer({""}); }, {"empty"}));
@@ -221,7 +232,8 @@ TEST(ByteTokenizer, DecodeTensor) {
   ByteTokenizer tok;
   EXPECT_EQ(tok.decode(tensor(std::vector<int32_t>{104, 105})), "hi");
   EXPECT_EQ(tok.decode(tensor(std::vector<int64_t>{104, 105, 106}).slice(0, 0, 3, 2)), "hj");
-  EXPECT_TRUE(test::throws_with<DTypeError>([&] { tok.decode(zeros({2})); }, {"decode", "float32"}));
+  EXPECT_TRUE(
+      test::throws_with<DTypeError>([&] { tok.decode(zeros({2})); }, {"decode", "float32"}));
   EXPECT_TRUE(test::throws_with<ShapeError>([&] { tok.decode(zeros({2, 2}, kInt64)); }, {"1-D"}));
 }
 
@@ -245,7 +257,8 @@ TEST(BPETrain, HandCountedMerges) {
   // Then every pair occurs once: below min_frequency 2, training stops at 259 tokens.
   BPETokenizer tok = BPETokenizer::train("aaabdaaabac", 1000);
   EXPECT_EQ(tok.vocab_size(), 259);
-  EXPECT_EQ(tok.merges(), (std::vector<std::pair<int64_t, int64_t>>{{'a', 'a'}, {'a', 'b'}, {256, 257}}));
+  EXPECT_EQ(tok.merges(),
+            (std::vector<std::pair<int64_t, int64_t>>{{'a', 'a'}, {'a', 'b'}, {256, 257}}));
   EXPECT_EQ(tok.token(256), "aa");
   EXPECT_EQ(tok.token(257), "ab");
   EXPECT_EQ(tok.token(258), "aaab");
@@ -280,7 +293,10 @@ TEST(BPETrain, BadArguments) {
   EXPECT_TRUE(test::throws_with<ValueError>(
       [] { BPETokenizer::train("abc", 300, {.min_frequency = 0}); }, {"min_frequency"}));
   EXPECT_TRUE(test::throws_with<ValueError>(
-      [] { BPETokenizer::train("abc", 300, {.special_tokens = {"<s>", "<s>"}}); }, {"twice"}));
+      [] {
+        BPETokenizer::train("abc", 300, {.special_tokens = {"<s>", "<s>"}});
+      },
+      {"twice"}));
 }
 
 TEST(BPETrain, FortunesRoundTripAndCompression) {
@@ -326,7 +342,8 @@ TEST(BPETokenizer, EncodesAsHuggingFaceGpt2Tokenizer) {
       "Hello world! It's a test, isn't it? They'll say we've done what I'd've done.",
       "Numbers: 3.14159, 2024-12-31, 1,000,000 and 42nd; x86_64 v2.0.1",
       "Spaces:  two,   three,\ttab,\n\nnewlines  \n  and trailing   ",
-      "Unicode: naïve café, Ωμέγα, Москва, 日本語のテキスト, emoji 😀👍🏽, ٣٤٥ and ²½ Ⅻ",
+      "Unicode: naïve café, Ωμέγα, Москва, 日本語のテキスト, emoji 😀👍🏽, ٣٤٥ and ²½ "
+      "Ⅻ",
       "Mixed 'quotes' \"double\" ''' 's 'S 'LL CAN'T don't\u00a0nbsp\u3000ideographic\u2028sep",
       "\x1c\x1d control \x7f and \u0085 next-line",
       "",
@@ -391,7 +408,7 @@ TEST(BPETokenizer, Gpt2FilesRoundTrip) {
   BPETokenizer back = BPETokenizer::from_gpt2_files(dir + "/vocab.json", dir + "/merges.txt");
   EXPECT_EQ(back.merges(), tok.merges());
   EXPECT_EQ(back.special_tokens(), tok.special_tokens());  // "<|endoftext|>" is no merge's result
-  auto any = load_tokenizer(dir);  // a directory: GPT-2's files
+  auto any = load_tokenizer(dir);                          // a directory: GPT-2's files
   EXPECT_EQ(any->type(), "bpe");
   const std::string text = fortunes().substr(500000, 40000);
   EXPECT_EQ(any->encode(text), tok.encode(text));
@@ -408,15 +425,24 @@ TEST(BPETokenizer, FromParts) {
   EXPECT_EQ(tok.token_id("the"), 257);
   EXPECT_EQ(tok.token_id("<eot>"), std::nullopt);  // special tokens are not text
   EXPECT_TRUE(test::throws_with<ValueError>(
-      [&] { BPETokenizer(tokens, {{'t', 'h'}, {256, 'e'}, {'t', 'h'}}, {{"<eot>", 258}}); },
+      [&] {
+        BPETokenizer(tokens, {{'t', 'h'}, {256, 'e'}, {'t', 'h'}}, {{"<eot>", 258}});
+      },
       {"BPETokenizer", "merge 2 repeats merge 0"}));
   EXPECT_TRUE(test::throws_with<ValueError>(
-      [&] { BPETokenizer(tokens, {{'t', 'h'}, {256, 'e'}}); }, {"token 258", "neither"}));
+      [&] {
+        BPETokenizer(tokens, {{'t', 'h'}, {256, 'e'}});
+      },
+      {"token 258", "neither"}));
   EXPECT_TRUE(test::throws_with<ValueError>(
-      [&] { BPETokenizer(tokens, {{'t', 'h'}, {256, 'x'}}, {{"<eot>", 258}}); },
+      [&] {
+        BPETokenizer(tokens, {{'t', 'h'}, {256, 'x'}}, {{"<eot>", 258}});
+      },
       {"merge 1", "thx", "not a token"}));
   EXPECT_TRUE(test::throws_with<ValueError>(
-      [&] { BPETokenizer(tokens, {{'t', 'h'}, {256, 'e'}}, {{"<eot>", 257}}); },
+      [&] {
+        BPETokenizer(tokens, {{'t', 'h'}, {256, 'e'}}, {{"<eot>", 257}});
+      },
       {"special token \"<eot>\""}));
   EXPECT_TRUE(test::throws_with<ValueError>(
       [&] { BPETokenizer(std::vector<std::string>(tokens.begin() + 1, tokens.end()), {}); },
@@ -456,12 +482,16 @@ TEST(TokenizerFile, DamagedAnvilDocumentsThrowIOError) {
     edit(j);
     return j.dump();
   };
-  EXPECT_TRUE(refused("format.json", damaged([](auto& j) { j["format"] = "other"; }), {"\"format\""}));
-  EXPECT_TRUE(refused("version.json", damaged([](auto& j) { j["format_version"] = 2; }), {"newer"}));
+  EXPECT_TRUE(
+      refused("format.json", damaged([](auto& j) { j["format"] = "other"; }), {"\"format\""}));
+  EXPECT_TRUE(
+      refused("version.json", damaged([](auto& j) { j["format_version"] = 2; }), {"newer"}));
   EXPECT_TRUE(refused("version-type.json", damaged([](auto& j) { j["format_version"] = "1"; }),
                       {"format_version", "integer"}));
-  EXPECT_TRUE(refused("type.json", damaged([](auto& j) { j["type"] = "wordpiece"; }), {"wordpiece"}));
-  EXPECT_TRUE(refused("no-vocab.json", damaged([](auto& j) { j.erase("vocab"); }), {"no \"vocab\""}));
+  EXPECT_TRUE(
+      refused("type.json", damaged([](auto& j) { j["type"] = "wordpiece"; }), {"wordpiece"}));
+  EXPECT_TRUE(
+      refused("no-vocab.json", damaged([](auto& j) { j.erase("vocab"); }), {"no \"vocab\""}));
   EXPECT_TRUE(refused("vocab-type.json", damaged([](auto& j) { j["vocab"] = "abc"; }),
                       {"\"vocab\" should be an array"}));
   EXPECT_TRUE(refused("vocab-entry.json", damaged([](auto& j) { j["vocab"][3] = 3; }),
@@ -478,19 +508,27 @@ TEST(TokenizerFile, DamagedAnvilDocumentsThrowIOError) {
                       {"merge 0", "-1"}));
   EXPECT_TRUE(refused("merge-float.json", damaged([](auto& j) { j["merges"][0][0] = 1.5; }),
                       {"merge 0", "integer"}));
-  EXPECT_TRUE(refused("merge-shape.json", damaged([](auto& j) { j["merges"][1] = {1, 2, 3}; }),
+  EXPECT_TRUE(refused("merge-shape.json", damaged([](auto& j) {
+                        j["merges"][1] = {1, 2, 3};
+                      }),
                       {"merge 1", "pair"}));
-  EXPECT_TRUE(refused("merge-unknown.json", damaged([](auto& j) { j["merges"][0] = {'x', 'q'}; }),
+  EXPECT_TRUE(refused("merge-unknown.json", damaged([](auto& j) {
+                        j["merges"][0] = {'x', 'q'};
+                      }),
                       {"merge 0", "not a token"}));
-  EXPECT_TRUE(refused("no-merges.json", damaged([](auto& j) { j["merges"] = nlohmann::json::array(); }),
+  EXPECT_TRUE(refused("no-merges.json",
+                      damaged([](auto& j) { j["merges"] = nlohmann::json::array(); }),
                       {"neither a byte"}));
   EXPECT_TRUE(refused("special-range.json",
                       damaged([](auto& j) { j["special_tokens"]["<|eot|>"] = 5000; }),
                       {"special token \"<|eot|>\"", "5000"}));
-  EXPECT_TRUE(refused("special-name.json",
-                      damaged([](auto& j) { j["special_tokens"] = {{"<|x|>", 299}}; }),
+  EXPECT_TRUE(refused("special-name.json", damaged([](auto& j) {
+                        j["special_tokens"] = {{"<|x|>", 299}};
+                      }),
                       {"special token \"<|x|>\""}));
-  EXPECT_TRUE(refused("special-type.json", damaged([](auto& j) { j["special_tokens"] = {1, 2}; }),
+  EXPECT_TRUE(refused("special-type.json", damaged([](auto& j) {
+                        j["special_tokens"] = {1, 2};
+                      }),
                       {"\"special_tokens\" should be an object"}));
   EXPECT_TRUE(refused("byte-special.json",
                       R"({"format": "anvil-tokenizer", "format_version": 1, "type": "byte",
@@ -507,8 +545,8 @@ TEST(TokenizerFile, DamagedAnvilDocumentsThrowIOError) {
 }
 
 TEST(TokenizerFile, DamagedGpt2FilesThrowIOError) {
-  const BPETokenizer tok = BPETokenizer::train("the cat the hat the bat", 300,
-                                               {.special_tokens = {"<|endoftext|>"}});
+  const BPETokenizer tok =
+      BPETokenizer::train("the cat the hat the bat", 300, {.special_tokens = {"<|endoftext|>"}});
   const std::string dir = tmp().file("small-gpt2");
   tok.save_gpt2_files(dir);
   const std::string vocab = read_file(dir + "/vocab.json"), merges = read_file(dir + "/merges.txt");
@@ -519,7 +557,8 @@ TEST(TokenizerFile, DamagedGpt2FilesThrowIOError) {
     needles.insert(needles.end(), what.begin(), what.end());
     return test::throws_with<IOError>([&] { BPETokenizer::from_gpt2_files(vp, mp); }, needles);
   };
-  EXPECT_TRUE(refused_pair(vocab.substr(0, vocab.size() - 10), merges, {"v.json", "not valid JSON"}));
+  EXPECT_TRUE(
+      refused_pair(vocab.substr(0, vocab.size() - 10), merges, {"v.json", "not valid JSON"}));
   EXPECT_TRUE(refused_pair("[]", merges, {"v.json", "not a JSON object"}));
   EXPECT_TRUE(refused_pair("{}", merges, {"v.json", "no tokens"}));
   nlohmann::json v = nlohmann::json::parse(vocab);
@@ -536,7 +575,9 @@ TEST(TokenizerFile, DamagedGpt2FilesThrowIOError) {
   bad.erase("z");
   bad["<|pad|>"] = v["z"];
   EXPECT_TRUE(test::throws_with<IOError>(
-      [&] { BPETokenizer::from_gpt2_bytes(bad.dump(), merges, {"<|endoftext|>", "<|pad|>"}); },
+      [&] {
+        BPETokenizer::from_gpt2_bytes(bad.dump(), merges, {"<|endoftext|>", "<|pad|>"});
+      },
       {"from_gpt2_files", "do not fit together", "no token holds the byte 122"}));
   EXPECT_TRUE(refused_pair(vocab, merges + "Ġ z\n", {"m.txt", "line", "makes \"Ġz\"", "not in"}));
   EXPECT_TRUE(refused_pair(vocab, merges + "zz q\n", {"m.txt", "joins \"zz\"", "not in"}));
@@ -545,7 +586,8 @@ TEST(TokenizerFile, DamagedGpt2FilesThrowIOError) {
   const size_t second = merges.find('\n', merges.find('\n') + 1) + 1;  // after the first merge
   EXPECT_TRUE(refused_pair(vocab, merges + merges.substr(14, second - 14), {"repeats merge 0"}));
   // A truncated merges.txt: the tokens the missing merges made are made by none.
-  EXPECT_TRUE(refused_pair(vocab, merges.substr(0, second), {"m.txt", "no merge makes", "cut short"}));
+  EXPECT_TRUE(
+      refused_pair(vocab, merges.substr(0, second), {"m.txt", "no merge makes", "cut short"}));
   EXPECT_TRUE(refused_pair(vocab, merges.substr(0, merges.size() - 3), {"m.txt"}));
   // A vocab.json whose special token is not named as one.
   EXPECT_TRUE(test::throws_with<IOError>(

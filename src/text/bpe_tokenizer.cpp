@@ -81,7 +81,8 @@ BPETokenizer::BPETokenizer(std::vector<std::string> tokens,
   }
   for (int b = 0; b < 256; ++b) {
     auto it = ids_.find(std::string(1, char(b)));
-    if (it == ids_.end()) fail(cat("no token holds the byte ", b, " (\"", shown(std::string(1, char(b))), "\")"));
+    if (it == ids_.end())
+      fail(cat("no token holds the byte ", b, " (\"", shown(std::string(1, char(b))), "\")"));
     byte_ids_[size_t(b)] = it->second;
   }
   std::vector<bool> made(size_t(n), false);
@@ -89,7 +90,8 @@ BPETokenizer::BPETokenizer(std::vector<std::string> tokens,
   for (size_t rank = 0; rank < merges_.size(); ++rank) {
     const auto [left, right] = merges_[rank];
     for (int64_t part : {left, right}) {
-      if (part < 0 || part >= n) fail(cat("merge ", rank, " joins token ", part, ", outside [0, ", n, ")"));
+      if (part < 0 || part >= n)
+        fail(cat("merge ", rank, " joins token ", part, ", outside [0, ", n, ")"));
       if (special[size_t(part)]) fail(cat("merge ", rank, " joins special token ", part));
     }
     const std::string joined = tokens_[size_t(left)] + tokens_[size_t(right)];
@@ -98,7 +100,8 @@ BPETokenizer::BPETokenizer(std::vector<std::string> tokens,
       fail(cat("merge ", rank, " (", left, ", ", right, ") makes \"", shown(joined),
                "\", which is not a token"));
     auto [m, fresh] = merge_of_.emplace(pair_key(left, right), Merge{int32_t(rank), it->second});
-    if (!fresh) fail(cat("merge ", rank, " repeats merge ", m->second.rank, " (", left, ", ", right, ")"));
+    if (!fresh)
+      fail(cat("merge ", rank, " repeats merge ", m->second.rank, " (", left, ", ", right, ")"));
     made[size_t(it->second)] = true;
   }
   for (int64_t id = 0; id < n; ++id)
@@ -130,11 +133,14 @@ void BPETokenizer::encode_piece(std::string_view piece, std::vector<int64_t>& ou
   };
   struct Candidate {
     int32_t rank, pos, result;
-    bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
+    bool operator>(const Candidate& o) const {
+      return rank != o.rank ? rank > o.rank : pos > o.pos;
+    }
   };
   const int32_t n = int32_t(piece.size());
   std::vector<Symbol> sym(static_cast<size_t>(n));
-  for (int32_t i = 0; i < n; ++i) sym[size_t(i)] = {byte_ids_[uint8_t(piece[size_t(i)])], i - 1, i + 1 < n ? i + 1 : -1, true};
+  for (int32_t i = 0; i < n; ++i)
+    sym[size_t(i)] = {byte_ids_[uint8_t(piece[size_t(i)])], i - 1, i + 1 < n ? i + 1 : -1, true};
   std::vector<Candidate> heap;
   auto consider = [&](int32_t pos) {
     const int32_t next = sym[size_t(pos)].next;
@@ -207,9 +213,12 @@ nlohmann::json BPETokenizer::to_json() const {
   for (int64_t id = 0; id < vocab_size(); ++id)
     vocab.push_back(is_special(id) ? tokens_[size_t(id)] : to_byte_level(tokens_[size_t(id)]));
   for (const auto& [left, right] : merges_) merges.push_back({left, right});
-  return {{"format", kTokenizerFormat}, {"format_version", kTokenizerVersion},
-          {"type", "bpe"},              {"pretokenizer", "gpt2"},
-          {"vocab", std::move(vocab)},  {"merges", std::move(merges)},
+  return {{"format", kTokenizerFormat},
+          {"format_version", kTokenizerVersion},
+          {"type", "bpe"},
+          {"pretokenizer", "gpt2"},
+          {"vocab", std::move(vocab)},
+          {"merges", std::move(merges)},
           {"special_tokens", special_tokens_json()}};
 }
 
@@ -217,26 +226,30 @@ BPETokenizer BPETokenizer::from_json(const nlohmann::json& document, const std::
   using detail::json;
   const detail::Damaged damaged{"load_tokenizer", name};
   if (!document.is_object()) damaged("it is not a JSON object");
-  const json& pre = detail::field(document, "pretokenizer", json::value_t::string, "a string", damaged);
+  const json& pre =
+      detail::field(document, "pretokenizer", json::value_t::string, "a string", damaged);
   if (pre != "gpt2") damaged("\"pretokenizer\" should be \"gpt2\", got " + detail::brief(pre));
   const json& vocab = detail::field(document, "vocab", json::value_t::array, "an array", damaged);
   const json& merges = detail::field(document, "merges", json::value_t::array, "an array", damaged);
   const int64_t n = int64_t(vocab.size());
-  std::map<std::string, int64_t> specials = detail::special_tokens_of(document, std::max<int64_t>(n, 1), damaged);
+  std::map<std::string, int64_t> specials =
+      detail::special_tokens_of(document, std::max<int64_t>(n, 1), damaged);
   std::vector<bool> special(size_t(n), false);
   for (const auto& [token, id] : specials)
     if (id < n) special[size_t(id)] = true;
   std::vector<std::string> tokens(static_cast<size_t>(n));
   for (int64_t id = 0; id < n; ++id) {
     const json& v = vocab[size_t(id)];
-    if (!v.is_string()) damaged(detail::cat("vocab entry ", id, " should be a string, got ", detail::brief(v)));
+    if (!v.is_string())
+      damaged(detail::cat("vocab entry ", id, " should be a string, got ", detail::brief(v)));
     const std::string& s = v.get_ref<const std::string&>();
     if (special[size_t(id)]) {
       tokens[size_t(id)] = s;
       continue;
     }
     std::optional<std::string> bytes = from_byte_level(s);
-    if (!bytes) damaged(detail::cat("vocab entry ", id, " (", detail::brief(v), ") is not byte-level text"));
+    if (!bytes)
+      damaged(detail::cat("vocab entry ", id, " (", detail::brief(v), ") is not byte-level text"));
     tokens[size_t(id)] = std::move(*bytes);
   }
   std::vector<std::pair<int64_t, int64_t>> pairs;

@@ -19,7 +19,9 @@
 namespace anvil::text {
 namespace {
 
-uint64_t key_of(int32_t left, int32_t right) { return uint64_t(uint32_t(left)) << 32 | uint32_t(right); }
+uint64_t key_of(int32_t left, int32_t right) {
+  return uint64_t(uint32_t(left)) << 32 | uint32_t(right);
+}
 int32_t left_of(uint64_t key) { return int32_t(key >> 32); }
 int32_t right_of(uint64_t key) { return int32_t(key & 0xffffffffu); }
 
@@ -85,7 +87,8 @@ class Trainer {
     const std::vector<std::string>* tokens;
     bool operator()(const Candidate& a, const Candidate& b) const {
       if (a.count != b.count) return a.count < b.count;
-      const std::string &al = (*tokens)[size_t(left_of(a.pair))], &bl = (*tokens)[size_t(left_of(b.pair))];
+      const std::string &al = (*tokens)[size_t(left_of(a.pair))],
+                        &bl = (*tokens)[size_t(left_of(b.pair))];
       if (al != bl) return al > bl;
       return (*tokens)[size_t(right_of(a.pair))] > (*tokens)[size_t(right_of(b.pair))];
     }

@@ -56,7 +56,8 @@ std::optional<std::string> from_byte_level(std::string_view text) {
     if (b0 < 0x80) {
       c = b0;
       i += 1;
-    } else if ((b0 & 0xE0) == 0xC0 && i + 1 < text.size() && (uint8_t(text[i + 1]) & 0xC0) == 0x80) {
+    } else if ((b0 & 0xE0) == 0xC0 && i + 1 < text.size() &&
+               (uint8_t(text[i + 1]) & 0xC0) == 0x80) {
       c = char32_t(b0 & 0x1F) << 6 | (uint8_t(text[i + 1]) & 0x3F);
       i += 2;
       if (c < 0x80) return std::nullopt;  // overlong

@@ -66,8 +66,8 @@ ByteTokenizer ByteTokenizer::from_json(const nlohmann::json& document, const std
     const std::string bad = detail::check_special_name(token);
     if (!bad.empty()) damaged(bad);
     if (id < 256)
-      damaged(detail::cat("special token \"", token, "\" has id ", id,
-                          ", which is byte ", id, "'s (special tokens are 256, 257, ...)"));
+      damaged(detail::cat("special token \"", token, "\" has id ", id, ", which is byte ", id,
+                          "'s (special tokens are 256, 257, ...)"));
     if (used[size_t(id)]) damaged(detail::cat("two special tokens share the id ", id));
     used[size_t(id)] = true;
   }

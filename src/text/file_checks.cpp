@@ -53,8 +53,8 @@ std::map<std::string, int64_t> special_tokens_of(const json& document, int64_t v
   const json& specials =
       field(document, "special_tokens", json::value_t::object, "an object", damaged);
   for (const auto& [name, id] : specials.items())
-    out[name] = integer_in(id, 0, vocab_size - 1, cat("the id of special token \"", name, "\""),
-                           damaged);
+    out[name] =
+        integer_in(id, 0, vocab_size - 1, cat("the id of special token \"", name, "\""), damaged);
   return out;
 }
 

@@ -40,8 +40,10 @@ BPETokenizer BPETokenizer::from_gpt2_bytes(std::string_view vocab_json, std::str
   std::vector<const std::string*> spelling(size_t(n), nullptr);  // id -> its key in vocab.json
   std::unordered_map<std::string_view, int64_t> id_of;
   for (const auto& [key, value] : vocab.items()) {
-    const int64_t id = detail::integer_in(value, 0, n - 1, cat("the id of \"", key, "\""), bad_vocab);
-    if (spelling[size_t(id)]) bad_vocab(cat("\"", *spelling[size_t(id)], "\" and \"", key, "\" share the id ", id));
+    const int64_t id =
+        detail::integer_in(value, 0, n - 1, cat("the id of \"", key, "\""), bad_vocab);
+    if (spelling[size_t(id)])
+      bad_vocab(cat("\"", *spelling[size_t(id)], "\" and \"", key, "\" share the id ", id));
     spelling[size_t(id)] = &key;
     id_of.emplace(key, id);
   }
@@ -115,17 +117,20 @@ void BPETokenizer::save_gpt2_files(const std::string& dir) const {
   std::string vocab = "{";
   for (int64_t id = 0; id < vocab_size(); ++id) {
     std::string key = is_special(id) ? tokens_[size_t(id)] : to_byte_level(tokens_[size_t(id)]);
-    ANVIL_CHECK(keys.insert(key).second, ValueError, "save_gpt2_files: special token \"", key,
-                "\" is spelled like another token in vocab.json; GPT-2's files cannot tell them apart");
+    ANVIL_CHECK(
+        keys.insert(key).second, ValueError, "save_gpt2_files: special token \"", key,
+        "\" is spelled like another token in vocab.json; GPT-2's files cannot tell them apart");
     vocab += cat(id ? ", " : "", nlohmann::json(key).dump(), ": ", id);
   }
   vocab += "}\n";
   std::string merges = "#version: 0.2\n";
   for (const auto& [left, right] : merges_)
-    merges += cat(to_byte_level(tokens_[size_t(left)]), " ", to_byte_level(tokens_[size_t(right)]), "\n");
+    merges +=
+        cat(to_byte_level(tokens_[size_t(left)]), " ", to_byte_level(tokens_[size_t(right)]), "\n");
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec) throw IOError(cat("save_gpt2_files: cannot create the directory '", dir, "': ", ec.message()));
+  if (ec)
+    throw IOError(cat("save_gpt2_files: cannot create the directory '", dir, "': ", ec.message()));
   const std::filesystem::path d(dir);
   write_file_atomic((d / "vocab.json").string(), vocab);
   write_file_atomic((d / "merges.txt").string(), merges);

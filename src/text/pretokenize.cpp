@@ -11,15 +11,16 @@ namespace {
 
 template <size_t N>
 bool in_ranges(const detail::CodePointRange (&ranges)[N], char32_t c) {
-  const auto* it = std::upper_bound(std::begin(ranges), std::end(ranges), uint32_t(c),
-                                    [](uint32_t v, const detail::CodePointRange& r) { return v < r.first; });
+  const auto* it =
+      std::upper_bound(std::begin(ranges), std::end(ranges), uint32_t(c),
+                       [](uint32_t v, const detail::CodePointRange& r) { return v < r.first; });
   return it != std::begin(ranges) && uint32_t(c) <= (it - 1)->last;
 }
 
 bool is_white_space(char32_t c) {
   return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
-         c == 0x205F || c == 0x3000;
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+         c == 0x3000;
 }
 
 }  // namespace

@@ -13,7 +13,8 @@ namespace {
 
 // A contiguous int64 CPU copy of 1-D integer ids (the tensor itself if it is one already).
 Tensor as_ids(const Tensor& t, const char* op) {
-  ANVIL_CHECK(t.defined(), ValueError, op, ": expected a tensor of token ids, got an undefined one");
+  ANVIL_CHECK(t.defined(), ValueError, op,
+              ": expected a tensor of token ids, got an undefined one");
   ANVIL_CHECK(is_integral(t.dtype()), DTypeError, op, ": expected integer token ids, got ",
               dtype_name(t.dtype()));
   ANVIL_CHECK(t.dim() == 1, ShapeError, op, ": expected a 1-D tensor of token ids, got shape ",
@@ -25,11 +26,13 @@ Tensor as_ids(const Tensor& t, const char* op) {
 }  // namespace
 
 TokenWindows::TokenWindows(Tensor tokens, int64_t block_size, int64_t stride, int64_t vocab_size)
-    : tokens_(as_ids(tokens, "TokenWindows")), block_size_(block_size),
+    : tokens_(as_ids(tokens, "TokenWindows")),
+      block_size_(block_size),
       stride_(stride == 0 ? block_size : stride) {
-  ANVIL_CHECK(block_size >= 1, ValueError, "TokenWindows: expected block_size >= 1, got ", block_size);
-  ANVIL_CHECK(stride >= 0, ValueError, "TokenWindows: expected stride >= 1 (or 0 for block_size), got ",
-              stride);
+  ANVIL_CHECK(block_size >= 1, ValueError, "TokenWindows: expected block_size >= 1, got ",
+              block_size);
+  ANVIL_CHECK(stride >= 0, ValueError,
+              "TokenWindows: expected stride >= 1 (or 0 for block_size), got ", stride);
   const int64_t n = tokens_.numel();
   if (vocab_size > 0) {
     const int64_t* p = tokens_.data<int64_t>();
@@ -48,7 +51,8 @@ data::Example TokenWindows::get(int64_t index) const {
 }
 
 data::Batch TokenWindows::get_batch(const std::vector<int64_t>& indices) const {
-  ANVIL_CHECK(!indices.empty(), ValueError, "TokenWindows::get_batch: expected at least one index, got none");
+  ANVIL_CHECK(!indices.empty(), ValueError,
+              "TokenWindows::get_batch: expected at least one index, got none");
   const int64_t b = int64_t(indices.size()), t = block_size_;
   Tensor x = empty({b, t}, kInt64), y = empty({b, t}, kInt64);
   const int64_t* src = tokens_.data<int64_t>();
@@ -118,7 +122,8 @@ void save_tokens(const Tensor& tokens, const std::string& path) {
 TextSplit token_windows(std::string_view text, const Tokenizer& tokenizer,
                         const TextWindowOptions& options) {
   const double f = options.val_fraction;
-  ANVIL_CHECK(f >= 0 && f < 1, ValueError, "token_windows: expected val_fraction in [0, 1), got ", f);
+  ANVIL_CHECK(f >= 0 && f < 1, ValueError, "token_windows: expected val_fraction in [0, 1), got ",
+              f);
   const int64_t t = options.block_size;
   ANVIL_CHECK(t >= 1, ValueError, "token_windows: expected block_size >= 1, got ", t);
   const std::vector<int64_t> encoded = tokenizer.encode(text);

@@ -78,7 +78,9 @@ nlohmann::json Tokenizer::special_tokens_json() const {
   return j;
 }
 
-void Tokenizer::save(const std::string& path) const { write_file_atomic(path, to_json().dump() + "\n"); }
+void Tokenizer::save(const std::string& path) const {
+  write_file_atomic(path, to_json().dump() + "\n");
+}
 
 std::unique_ptr<Tokenizer> parse_tokenizer(std::string_view document, const std::string& name) {
   using detail::json;

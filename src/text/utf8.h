@@ -17,10 +17,14 @@ inline size_t decode_utf8(std::string_view s, size_t pos, char32_t& c) {
   }
   size_t len;
   char32_t min;
-  if ((b0 & 0xE0) == 0xC0) len = 2, c = b0 & 0x1F, min = 0x80;
-  else if ((b0 & 0xF0) == 0xE0) len = 3, c = b0 & 0x0F, min = 0x800;
-  else if ((b0 & 0xF8) == 0xF0) len = 4, c = b0 & 0x07, min = 0x10000;
-  else return 0;
+  if ((b0 & 0xE0) == 0xC0)
+    len = 2, c = b0 & 0x1F, min = 0x80;
+  else if ((b0 & 0xF0) == 0xE0)
+    len = 3, c = b0 & 0x0F, min = 0x800;
+  else if ((b0 & 0xF8) == 0xF0)
+    len = 4, c = b0 & 0x07, min = 0x10000;
+  else
+    return 0;
   if (pos + len > s.size()) return 0;
   for (size_t k = 1; k < len; ++k) {
     if ((b(k) & 0xC0) != 0x80) return 0;

@@ -56,7 +56,8 @@ class BPETokenizer : public Tokenizer {
   // byte has a one-byte token, each merge's parts and result are tokens that are not special,
   // no pair is merged twice, every other token is a merge's result, byte strings are not
   // repeated, and the special tokens' ids are in range, distinct and named by their tokens.
-  BPETokenizer(std::vector<std::string> tokens, const std::vector<std::pair<int64_t, int64_t>>& merges,
+  BPETokenizer(std::vector<std::string> tokens,
+               const std::vector<std::pair<int64_t, int64_t>>& merges,
                std::map<std::string, int64_t> special_tokens = {});
 
   // Learns merges from `corpus` until the vocabulary (256 bytes + merges + special tokens) holds
@@ -81,12 +82,13 @@ class BPETokenizer : public Tokenizer {
   // is not two tokens, a merge of or into a token not in vocab.json, a pair merged twice, a token
   // no merge makes (as when merges.txt is cut short).
   static BPETokenizer from_gpt2_files(const std::string& vocab_path, const std::string& merges_path,
-                                      const std::vector<std::string>& special_tokens = {"<|endoftext|>"});
+                                      const std::vector<std::string>& special_tokens = {
+                                          "<|endoftext|>"});
   // The same from the files' bytes in memory; the names stand for the files in messages.
-  static BPETokenizer from_gpt2_bytes(std::string_view vocab_json, std::string_view merges_txt,
-                                      const std::vector<std::string>& special_tokens = {"<|endoftext|>"},
-                                      const std::string& vocab_name = "vocab.json",
-                                      const std::string& merges_name = "merges.txt");
+  static BPETokenizer from_gpt2_bytes(
+      std::string_view vocab_json, std::string_view merges_txt,
+      const std::vector<std::string>& special_tokens = {"<|endoftext|>"},
+      const std::string& vocab_name = "vocab.json", const std::string& merges_name = "merges.txt");
   // Writes <dir>/vocab.json and <dir>/merges.txt ("#version: 0.2" then the merges), each
   // atomically, creating `dir` if needed; special tokens are entries of vocab.json. Throws
   // IOError naming the file.
@@ -127,16 +129,17 @@ class BPETokenizer : public Tokenizer {
   };
   // The public constructor's checks, failing through `fail` (which throws: ValueError for a
   // user's parts, IOError for a file's).
-  BPETokenizer(std::vector<std::string> tokens, const std::vector<std::pair<int64_t, int64_t>>& merges,
+  BPETokenizer(std::vector<std::string> tokens,
+               const std::vector<std::pair<int64_t, int64_t>>& merges,
                std::map<std::string, int64_t> special_tokens,
                const std::function<void(const std::string&)>& fail);
   void encode_piece(std::string_view piece, std::vector<int64_t>& out) const;
 
-  std::vector<std::string> tokens_;                 // id -> bytes
-  std::unordered_map<std::string, int32_t> ids_;    // bytes -> id, special tokens left out
-  std::array<int32_t, 256> byte_ids_{};             // byte -> id of its one-byte token
+  std::vector<std::string> tokens_;               // id -> bytes
+  std::unordered_map<std::string, int32_t> ids_;  // bytes -> id, special tokens left out
+  std::array<int32_t, 256> byte_ids_{};           // byte -> id of its one-byte token
   std::vector<std::pair<int64_t, int64_t>> merges_;
-  std::unordered_map<uint64_t, Merge> merge_of_;    // (left << 32 | right) -> its merge
+  std::unordered_map<uint64_t, Merge> merge_of_;  // (left << 32 | right) -> its merge
   PieceCacheHandle cache_;
 };
 
