@@ -1,4 +1,5 @@
-// Writes the seed corpora of the fuzz targets into <dir>/safetensors and <dir>/checkpoint —
+// Writes the seed corpora of the fuzz targets into <dir>/safetensors, <dir>/checkpoint and
+// <dir>/tokenizer —
 // valid files made by anvil's own writers, so the seeds follow the formats as they change —
 // and, into <dir>/regressions/<target>, inputs that once crashed or exhausted a reader, replayed
 // before each fuzzing run.
@@ -13,6 +14,8 @@
 #include "anvil/core/file.h"
 #include "anvil/io/checkpoint.h"
 #include "anvil/io/safetensors.h"
+#include "anvil/text/bpe_tokenizer.h"
+#include "anvil/text/byte_tokenizer.h"
 #include "sample_checkpoint.h"
 
 namespace fs = std::filesystem;
@@ -65,6 +68,28 @@ void write_regressions(const fs::path& dir, const std::string& document) {
   put(ck / "not-utf8", "\1" + document + "\xff");
 }
 
+// The tokenizer target's inputs: mode byte 0 + an anvil document, 1 + vocab.json NUL merges.txt.
+void write_tokenizer_seeds(const fs::path& dir, const fs::path& regressions) {
+  fs::create_directories(dir);
+  fs::create_directories(regressions);
+  const std::string doc = std::string(1, '\0'), gpt2 = std::string(1, '\1');
+  put(dir / "byte.json", doc + text::ByteTokenizer({"<|endoftext|>", "<|pad|>"}).to_json().dump());
+  const text::BPETokenizer bpe = text::BPETokenizer::train(
+      "The cat's hat sat on the mat; 3 cats, 42 hats. Ωμέγα naïve 日本語  \n\n the end.", 300,
+      {.special_tokens = {"<|endoftext|>"}});
+  put(dir / "bpe.json", doc + bpe.to_json().dump());
+  const fs::path scratch = dir / "scratch-gpt2";
+  bpe.save_gpt2_files(scratch.string());
+  const std::string vocab = read_file((scratch / "vocab.json").string());
+  const std::string merges = read_file((scratch / "merges.txt").string());
+  fs::remove_all(scratch);
+  put(dir / "gpt2.bin", gpt2 + vocab + std::string(1, '\0') + merges);
+  // Regressions: a document nested a million levels deep (the parser's depth limit), and ids
+  // at the edges of int64 in vocab.json.
+  put(regressions / "deep-nesting", doc + std::string(1000000, '[') + std::string(1000000, ']'));
+  put(regressions / "huge-ids", gpt2 + R"({"a": 9223372036854775807, "b": -9223372036854775808})");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -100,5 +125,6 @@ int main(int argc, char** argv) {
   put(ck / "document.bin", std::string(1, '\1') + meta.at("anvil_checkpoint"));
   fs::remove(tmp);
   write_regressions(dir / "regressions", meta.at("anvil_checkpoint"));
+  write_tokenizer_seeds(dir / "tokenizer", dir / "regressions" / "tokenizer");
   return 0;
 }

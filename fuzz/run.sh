@@ -15,14 +15,15 @@ mkdir -p "$artifacts"
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # -timeout: a hang; -rss_limit_mb (and the malloc limit it implies): a huge allocation.
 limits=(-timeout=10 -rss_limit_mb=2048)
-for target in safetensors checkpoint; do
-  fuzzer=$build/fuzz/fuzz_$target log=$build/fuzz-$target.log
+for target in safetensors checkpoint tokenizer; do
+  fuzzer=$build/fuzz/fuzz_$target log=$build/fuzz-$target.log dict=$here/$target.dict
+  [ -f "$dict" ] || dict=$here/safetensors.dict  # the checkpoint's metadata rides in safetensors
   regressions=$(ls "$seeds/regressions/$target" | wc -l)
   echo "fuzz_$target: $regressions regression inputs, then ${seconds} s of fuzzing"
   "$fuzzer" "${limits[@]}" "$seeds/regressions/$target"/* >"$log" 2>&1 ||
     { tail -n 60 "$log"; exit 1; }
   mkdir -p "$corpus/$target"
-  "$fuzzer" "${limits[@]}" -max_total_time="$seconds" -dict="$here/safetensors.dict" \
+  "$fuzzer" "${limits[@]}" -max_total_time="$seconds" -dict="$dict" \
     -print_final_stats=1 -artifact_prefix="$artifacts/$target-" \
     "$corpus/$target" "$seeds/$target" >"$log" 2>&1 || { tail -n 60 "$log"; exit 1; }
   grep -E "^(Done|stat::average_exec_per_sec|stat::peak_rss_mb)" "$log" | sed 's/^/  /'

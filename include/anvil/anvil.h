@@ -43,6 +43,7 @@
 #include "anvil/io/model_file.h"
 #include "anvil/io/safetensors.h"
 #include "anvil/optim/optim.h"
+#include "anvil/text/text.h"
 #include "anvil/train/callback.h"
 #include "anvil/train/graphed_step.h"
 #include "anvil/train/history.h"
