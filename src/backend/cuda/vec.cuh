@@ -5,10 +5,9 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
-
-#include <algorithm>
 
 namespace anvil::cuda {
 
