@@ -5,13 +5,9 @@
 // than once per value; index arithmetic is 32-bit when the tensor allows.
 #pragma once
 #include "backend/cuda/launch.cuh"
+#include "backend/cuda/vec.cuh"
 
 namespace anvil::cuda {
-
-template <class T, int V>
-struct alignas(sizeof(T) * V) Vec {
-  T v[V];
-};
 
 template <int V, bool kBinary, class Index, class T, class F>
 __global__ void channel_map_kernel(Index total, Index C, Index S, F f, T* out, const T* a,
@@ -31,15 +27,15 @@ __global__ void channel_map_kernel(Index total, Index C, Index S, F f, T* out, c
       else return f(c, x);
     };
     if (V > 1 && i + V <= total) {
-      const Vec<T, V> va = *reinterpret_cast<const Vec<T, V>*>(a + i);
-      const Vec<T, V> vb = kBinary ? *reinterpret_cast<const Vec<T, V>*>(b + i) : va;
+      const Vec<T, V> va = load_vec<V>(a + i);
+      const Vec<T, V> vb = kBinary ? load_vec<V>(b + i) : va;
       Vec<T, V> vo;
 #pragma unroll
       for (int k = 0; k < V; ++k) {
         vo.v[k] = apply(va.v[k], vb.v[k]);
         next();
       }
-      *reinterpret_cast<Vec<T, V>*>(out + i) = vo;
+      store_vec<V>(out + i, vo);
     } else {
       for (Index k = i; k < total && k < i + V; ++k) {
         out[k] = apply(a[k], kBinary ? b[k] : a[k]);

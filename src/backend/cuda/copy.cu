@@ -51,12 +51,29 @@ Index32 index32_of(const Pack<2>& p) {
   return ix;
 }
 
-enum class CopyMode { Dense, Strided32, Strided64 };
+// Vector: both dense and aligned for vec_width<D, S>() elements (vec.cuh); the grid strides
+// over vectors then.
+enum class CopyMode { Vector, Dense, Strided32, Strided64 };
 
 template <class D, class S>
 __global__ void copy_kernel(D* dst, const S* src, int64_t n, CopyMode mode, Index32 ix,
                             Pack<2> p) {
-  if (mode == CopyMode::Dense) {
+  if (mode == CopyMode::Vector) {
+    constexpr int V = vec_width<D, S>();
+    ANVIL_GRID_STRIDE(c, (n + V - 1) / V) {
+      const int64_t i = c * V;
+      if (i + V <= n) {
+        const Vec<S, V> s = load_vec<V>(src + i);
+        Vec<D, V> d;
+#pragma unroll
+        for (int k = 0; k < V; ++k) d.v[k] = convert<D>(s.v[k]);
+        store_vec<V>(dst + i, d);
+      } else {  // the last, partial vector
+#pragma unroll 1
+        for (int64_t j = i; j < n; ++j) dst[j] = convert<D>(src[j]);
+      }
+    }
+  } else if (mode == CopyMode::Dense) {
     ANVIL_GRID_STRIDE(i, n) dst[i] = convert<D>(src[i]);
   } else if (mode == CopyMode::Strided32) {
     ANVIL_GRID_STRIDE(i, n) {
@@ -91,15 +108,20 @@ void copy_on_device(const Tensor& dst, const Tensor& src) {
   DeviceGuard guard(dst.device().index);
   const int64_t n = dst.numel();
   const Pack<2> p = make_pack<2>({&dst, &src});
-  const CopyMode mode = p.contiguous          ? CopyMode::Dense
-                        : fits_index32(p, n) ? CopyMode::Strided32
-                                             : CopyMode::Strided64;
+  CopyMode mode = p.contiguous          ? CopyMode::Dense
+                  : fits_index32(p, n) ? CopyMode::Strided32
+                                       : CopyMode::Strided64;
   const Index32 ix = mode == CopyMode::Strided32 ? index32_of(p) : Index32{};
   ANVIL_DISPATCH_ALL(dst.dtype(), "copy_", [&] {
     using D = dev_t<scalar_t>;
     ANVIL_DISPATCH_ALL(src.dtype(), "copy_", [&] {
       using S = dev_t<scalar_t>;
-      copy_kernel<D, S><<<blocks_for(n), kThreads, 0, current_stream()>>>(
+      constexpr int V = vec_width<D, S>();
+      if (mode == CopyMode::Dense && !scalar_elementwise() &&
+          aligned_for<D, V>(dst.data_ptr()) && aligned_for<S, V>(src.data_ptr()))
+        mode = CopyMode::Vector;
+      const int64_t items = mode == CopyMode::Vector ? (n + V - 1) / V : n;
+      copy_kernel<D, S><<<blocks_for(items), kThreads, 0, current_stream()>>>(
           static_cast<D*>(dst.data_ptr()), static_cast<const S*>(src.data_ptr()), n, mode, ix, p);
     });
   });

@@ -1,6 +1,7 @@
 // Shared pieces of the CUDA kernels: device types for anvil's storage types, conversions to the
 // compute type, strided operand geometry, launch sizes and an element-wise map over operands
-// of one shape. Every launch goes to current_stream() (stream.h).
+// of one shape, with a vector walk (vec.cuh) for dense operands. Every launch goes to
+// current_stream() (stream.h).
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -11,7 +12,9 @@
 
 #include "anvil/core/tensor.h"
 #include "backend/cuda/runtime.h"
+#include "backend/cuda/scalar_elementwise.h"
 #include "backend/cuda/stream.h"
+#include "backend/cuda/vec.cuh"
 
 namespace anvil::cuda {
 
@@ -142,10 +145,61 @@ __device__ inline void offsets_of(const Pack<N>& p, int64_t linear, int64_t (&of
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); \
        i += int64_t(gridDim.x) * blockDim.x)
 
-// out[i] = f(a[i]) and friends: f maps storage values to the storage value of out.
+// How an element-wise kernel walks its operands, chosen once per launch on the host.
+enum class Walk : uint8_t {
+  Vector,   // out dense, each input dense or a broadcast scalar, all aligned: V per thread
+  Dense,    // every operand dense: element i at offset i of each
+  Strided,  // offsets from the pack
+};
+
+struct WalkPlan {
+  Walk walk;
+  unsigned splat;  // Vector: bit k set where input k is a broadcast scalar (read at offset 0)
+  int64_t items;   // what the grid strides over: n elements, or ceil(n / V) vectors
+};
+
+// The walk for the operands of types T... (out first) in pack p of n elements: Vector where
+// the pack is a single run, out and the inputs of stride 1 are aligned for V elements of
+// their type and the others have stride 0; unless the benchmarking switch
+// (scalar_elementwise.h) holds the kernels to the scalar walks they had before.
+template <int V, class... T>
+WalkPlan plan_walk(const Pack<int(sizeof...(T))>& p, int64_t n,
+                   const std::array<const void*, sizeof...(T)>& ptrs) {
+  constexpr int N = int(sizeof...(T));
+  const WalkPlan scalar{p.contiguous ? Walk::Dense : Walk::Strided, 0, n};
+  if (p.ndim > 1 || scalar_elementwise()) return scalar;
+  const size_t access[N] = {vec_access<T, V>()...};
+  unsigned splat = 0;
+  for (int k = 0; k < N; ++k) {
+    const int64_t stride = p.ndim == 0 ? 1 : p.strides[0][k];  // ndim 0: a single element
+    if (k > 0 && stride == 0) splat |= 1u << (k - 1);
+    else if (stride != 1 || reinterpret_cast<uintptr_t>(ptrs[k]) % access[k] != 0) return scalar;
+  }
+  return {Walk::Vector, splat, (n + V - 1) / V};
+}
+
+// out[i] = f(a[i]) and friends: f maps storage values to the storage value of out. Every walk
+// calls f once per element on the same values, so they give the same bits; f is a functor
+// type fixed at compile time (one kernel per op), never a switch on the op per element.
 template <class O, class A, class F>
-__global__ void map1_kernel(Pack<2> p, O* out, const A* a, int64_t n, F f) {
-  if (p.contiguous) {
+__global__ void map1_kernel(WalkPlan w, Pack<2> p, O* out, const A* a, int64_t n, F f) {
+  if (w.walk == Walk::Vector) {
+    constexpr int V = vec_width<O, A>();
+    const bool sa = w.splat & 1;
+    ANVIL_GRID_STRIDE(c, w.items) {
+      const int64_t i = c * V;
+      if (i + V <= n) {
+        const Vec<A, V> x = load_or_splat<V>(a, i, sa);
+        Vec<O, V> r;
+#pragma unroll
+        for (int k = 0; k < V; ++k) r.v[k] = f(x.v[k]);
+        store_vec<V>(out + i, r);
+      } else {  // the last, partial vector
+#pragma unroll 1
+        for (int64_t j = i; j < n; ++j) out[j] = f(a[sa ? 0 : j]);
+      }
+    }
+  } else if (w.walk == Walk::Dense) {
     ANVIL_GRID_STRIDE(i, n) out[i] = f(a[i]);
   } else {
     ANVIL_GRID_STRIDE(i, n) {
@@ -157,8 +211,26 @@ __global__ void map1_kernel(Pack<2> p, O* out, const A* a, int64_t n, F f) {
 }
 
 template <class O, class A, class B, class F>
-__global__ void map2_kernel(Pack<3> p, O* out, const A* a, const B* b, int64_t n, F f) {
-  if (p.contiguous) {
+__global__ void map2_kernel(WalkPlan w, Pack<3> p, O* out, const A* a, const B* b, int64_t n,
+                            F f) {
+  if (w.walk == Walk::Vector) {
+    constexpr int V = vec_width<O, A, B>();
+    const bool sa = w.splat & 1, sb = w.splat & 2;
+    ANVIL_GRID_STRIDE(c, w.items) {
+      const int64_t i = c * V;
+      if (i + V <= n) {
+        const Vec<A, V> x = load_or_splat<V>(a, i, sa);
+        const Vec<B, V> y = load_or_splat<V>(b, i, sb);
+        Vec<O, V> r;
+#pragma unroll
+        for (int k = 0; k < V; ++k) r.v[k] = f(x.v[k], y.v[k]);
+        store_vec<V>(out + i, r);
+      } else {  // the last, partial vector
+#pragma unroll 1
+        for (int64_t j = i; j < n; ++j) out[j] = f(a[sa ? 0 : j], b[sb ? 0 : j]);
+      }
+    }
+  } else if (w.walk == Walk::Dense) {
     ANVIL_GRID_STRIDE(i, n) out[i] = f(a[i], b[i]);
   } else {
     ANVIL_GRID_STRIDE(i, n) {
@@ -170,9 +242,28 @@ __global__ void map2_kernel(Pack<3> p, O* out, const A* a, const B* b, int64_t n
 }
 
 template <class O, class A, class B, class C, class F>
-__global__ void map3_kernel(Pack<4> p, O* out, const A* a, const B* b, const C* c, int64_t n,
-                            F f) {
-  if (p.contiguous) {
+__global__ void map3_kernel(WalkPlan w, Pack<4> p, O* out, const A* a, const B* b, const C* c,
+                            int64_t n, F f) {
+  if (w.walk == Walk::Vector) {
+    constexpr int V = vec_width<O, A, B, C>();
+    const bool sa = w.splat & 1, sb = w.splat & 2, sc = w.splat & 4;
+    ANVIL_GRID_STRIDE(v, w.items) {
+      const int64_t i = v * V;
+      if (i + V <= n) {
+        const Vec<A, V> x = load_or_splat<V>(a, i, sa);
+        const Vec<B, V> y = load_or_splat<V>(b, i, sb);
+        const Vec<C, V> z = load_or_splat<V>(c, i, sc);
+        Vec<O, V> r;
+#pragma unroll
+        for (int k = 0; k < V; ++k) r.v[k] = f(x.v[k], y.v[k], z.v[k]);
+        store_vec<V>(out + i, r);
+      } else {  // the last, partial vector
+#pragma unroll 1
+        for (int64_t j = i; j < n; ++j)
+          out[j] = f(a[sa ? 0 : j], b[sb ? 0 : j], c[sc ? 0 : j]);
+      }
+    }
+  } else if (w.walk == Walk::Dense) {
     ANVIL_GRID_STRIDE(i, n) out[i] = f(a[i], b[i], c[i]);
   } else {
     ANVIL_GRID_STRIDE(i, n) {
@@ -188,9 +279,10 @@ template <class O, class A, class F>
 void map1(const Tensor& out, const Tensor& a, F f) {
   const int64_t n = out.numel();
   if (n == 0) return;
-  map1_kernel<O, A, F><<<blocks_for(n), kThreads, 0, current_stream()>>>(
-      make_pack<2>({&out, &a}), static_cast<O*>(out.data_ptr()),
-      static_cast<const A*>(a.data_ptr()), n, f);
+  const Pack<2> p = make_pack<2>({&out, &a});
+  const WalkPlan w = plan_walk<vec_width<O, A>(), O, A>(p, n, {out.data_ptr(), a.data_ptr()});
+  map1_kernel<O, A, F><<<blocks_for(w.items), kThreads, 0, current_stream()>>>(
+      w, p, static_cast<O*>(out.data_ptr()), static_cast<const A*>(a.data_ptr()), n, f);
   ANVIL_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -198,9 +290,12 @@ template <class O, class A, class B, class F>
 void map2(const Tensor& out, const Tensor& a, const Tensor& b, F f) {
   const int64_t n = out.numel();
   if (n == 0) return;
-  map2_kernel<O, A, B, F><<<blocks_for(n), kThreads, 0, current_stream()>>>(
-      make_pack<3>({&out, &a, &b}), static_cast<O*>(out.data_ptr()),
-      static_cast<const A*>(a.data_ptr()), static_cast<const B*>(b.data_ptr()), n, f);
+  const Pack<3> p = make_pack<3>({&out, &a, &b});
+  const WalkPlan w = plan_walk<vec_width<O, A, B>(), O, A, B>(
+      p, n, {out.data_ptr(), a.data_ptr(), b.data_ptr()});
+  map2_kernel<O, A, B, F><<<blocks_for(w.items), kThreads, 0, current_stream()>>>(
+      w, p, static_cast<O*>(out.data_ptr()), static_cast<const A*>(a.data_ptr()),
+      static_cast<const B*>(b.data_ptr()), n, f);
   ANVIL_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -208,10 +303,12 @@ template <class O, class A, class B, class C, class F>
 void map3(const Tensor& out, const Tensor& a, const Tensor& b, const Tensor& c, F f) {
   const int64_t n = out.numel();
   if (n == 0) return;
-  map3_kernel<O, A, B, C, F><<<blocks_for(n), kThreads, 0, current_stream()>>>(
-      make_pack<4>({&out, &a, &b, &c}), static_cast<O*>(out.data_ptr()),
-      static_cast<const A*>(a.data_ptr()), static_cast<const B*>(b.data_ptr()),
-      static_cast<const C*>(c.data_ptr()), n, f);
+  const Pack<4> p = make_pack<4>({&out, &a, &b, &c});
+  const WalkPlan w = plan_walk<vec_width<O, A, B, C>(), O, A, B, C>(
+      p, n, {out.data_ptr(), a.data_ptr(), b.data_ptr(), c.data_ptr()});
+  map3_kernel<O, A, B, C, F><<<blocks_for(w.items), kThreads, 0, current_stream()>>>(
+      w, p, static_cast<O*>(out.data_ptr()), static_cast<const A*>(a.data_ptr()),
+      static_cast<const B*>(b.data_ptr()), static_cast<const C*>(c.data_ptr()), n, f);
   ANVIL_CUDA_CHECK(cudaGetLastError());
 }
 

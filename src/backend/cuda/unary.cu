@@ -1,5 +1,6 @@
 // CUDA element-wise unary math and activations, and the activations' gradients, with the
-// CPU kernels' formulas (16-bit floats compute in float).
+// CPU kernels' formulas (16-bit floats compute in float); one kernel per (dtype, op), chosen on
+// the host (launch.cuh's map1 and map2).
 #include "backend/cuda/math.cuh"
 #include "backend/cuda/launch.cuh"
 #include "backend/unary_kernels.h"
@@ -48,32 +49,28 @@ struct FloatMath {
 };
 
 // Integer inputs reach Neg, Abs, Sign, Square and Relu only (the op layer converts the rest).
-template <class T>
+template <class T, UnaryOp kOp>
 struct IntMath {
-  UnaryOp op;
   __device__ T operator()(T x) const {
-    switch (op) {
-      case UnaryOp::Neg: return T(-x);
-      case UnaryOp::Abs:
-        if constexpr (std::is_unsigned_v<T>) return x;
-        else return x < T(0) ? T(-x) : x;
-      case UnaryOp::Sign:
-        if constexpr (std::is_unsigned_v<T>) return T(x > T(0));
-        else return T(int(x > T(0)) - int(x < T(0)));
-      case UnaryOp::Square: return T(x * x);
-      case UnaryOp::Relu: return x > T(0) ? x : T(0);
-      default: return T(0);
-    }
+    if constexpr (kOp == UnaryOp::Neg) return T(-x);
+    else if constexpr (kOp == UnaryOp::Abs) {
+      if constexpr (std::is_unsigned_v<T>) return x;
+      else return x < T(0) ? T(-x) : x;
+    } else if constexpr (kOp == UnaryOp::Sign) {
+      if constexpr (std::is_unsigned_v<T>) return T(x > T(0));
+      else return T(int(x > T(0)) - int(x < T(0)));
+    } else if constexpr (kOp == UnaryOp::Square) return T(x * x);
+    else if constexpr (kOp == UnaryOp::Relu) return x > T(0) ? x : T(0);
+    else static_assert(kOp == UnaryOp::Neg, "not an integer op");
   }
 };
 
-template <class T>
+template <class T, UnaryOp kOp>
 struct Predicate {
-  UnaryOp op;
   __device__ bool operator()(T v) const {
     const auto x = up(v);
-    if (op == UnaryOp::LogicalNot) return x == decltype(x)(0);
-    return x != x;  // IsNan: false for integers
+    if constexpr (kOp == UnaryOp::LogicalNot) return x == decltype(x)(0);
+    else return x != x;  // IsNan: false for integers
   }
 };
 
@@ -106,28 +103,37 @@ void float_unary(UnaryOp op, const Tensor& out, const Tensor& in, double alpha) 
   }
 }
 
+template <class T>
+void int_unary(UnaryOp op, const Tensor& out, const Tensor& in) {
+  switch (op) {
+#define ANVIL_INT_CASE(name) \
+  case UnaryOp::name: map1<T, T>(out, in, IntMath<T, UnaryOp::name>{}); break;
+    ANVIL_INT_CASE(Neg)
+    ANVIL_INT_CASE(Abs)
+    ANVIL_INT_CASE(Sign)
+    ANVIL_INT_CASE(Square)
+    ANVIL_INT_CASE(Relu)
+#undef ANVIL_INT_CASE
+    default:
+      throw DTypeError(std::string("unary: this op needs a floating input, got ") +
+                       dtype_name(in.dtype()));
+  }
+}
+
 void unary_cuda(UnaryOp op, const Tensor& out, const Tensor& in, double alpha) {
   DeviceGuard guard(out.device().index);
   if (backend::is_predicate(op)) {
     ANVIL_DISPATCH_ALL(in.dtype(), "unary", [&] {
       using T = dev_t<scalar_t>;
-      map1<bool, T>(out, in, Predicate<T>{op});
+      if (op == UnaryOp::LogicalNot) map1<bool, T>(out, in, Predicate<T, UnaryOp::LogicalNot>{});
+      else map1<bool, T>(out, in, Predicate<T, UnaryOp::IsNan>{});
     });
     return;
   }
   ANVIL_DISPATCH_NUMERIC(in.dtype(), "unary", [&] {
     using T = dev_t<scalar_t>;
-    if constexpr (std::is_integral_v<T>) {
-      switch (op) {
-        case UnaryOp::Neg: case UnaryOp::Abs: case UnaryOp::Sign: case UnaryOp::Square:
-        case UnaryOp::Relu: map1<T, T>(out, in, IntMath<T>{op}); break;
-        default:
-          throw DTypeError(std::string("unary: this op needs a floating input, got ") +
-                           dtype_name(in.dtype()));
-      }
-    } else {
-      float_unary<T>(op, out, in, alpha);
-    }
+    if constexpr (std::is_integral_v<T>) int_unary<T>(op, out, in);
+    else float_unary<T>(op, out, in, alpha);
   });
 }
 
