@@ -299,6 +299,42 @@ TEST_F(CudaFlashAttention, DeterministicModeMatchesAndRepeatsBitForBit) {
     }
 }
 
+// Capturable: no host synchronisation, temporaries from the caching allocator. A replay gives
+// the eager results (dq up to the order of its atomic additions).
+TEST_F(CudaFlashAttention, CapturedIntoACudaGraphReplaysTheEagerResult) {
+  Case c;
+  c.heads = 4;
+  c.kv_heads = 2;
+  c.q_len = 300;
+  c.kv_len = 200;
+  c.head_dim = 128;
+  c.causal = true;
+  const Inputs in = inputs_of(c, 5);
+  const AttentionArgs a = args_of(c);
+  const Result eager = fused(c, in, a);
+  Tensor q = in.q.cuda(), k = in.k.cuda(), v = in.v.cuda(), go = in.grad_out.cuda();
+  Result r;
+  CUDAGraph graph;
+  graph.capture_begin();
+  r.out = empty(q.shape(), TensorOptions(c.dtype).device(kCUDA));
+  r.lse = empty({c.batch, c.heads, c.q_len}, TensorOptions(kFloat32).device(kCUDA));
+  r.dq = empty_like(q);
+  r.dk = empty_like(k);
+  r.dv = empty_like(v);
+  const bool fwd = backend::flash_attention_kernels[kCUDA](a, r.out, r.lse, q, k, v);
+  const bool bwd = backend::flash_attention_backward_kernels[kCUDA](a, r.dq, r.dk, r.dv, go, q, k,
+                                                                    v, r.out, r.lse);
+  graph.capture_end();
+  ASSERT_TRUE(fwd && bwd);
+  EXPECT_GE(graph.num_nodes(), 4u);  // forward, prep, backward, conversion
+  graph.replay();
+  EXPECT_TRUE(equal(r.out.cpu(), eager.out.cpu()));
+  EXPECT_TRUE(equal(r.lse.cpu(), eager.lse.cpu()));
+  EXPECT_TRUE(equal(r.dk.cpu(), eager.dk.cpu()));
+  EXPECT_TRUE(equal(r.dv.cpu(), eager.dv.cpu()));
+  EXPECT_TRUE(test::all_close(r.dq.cpu().to(kFloat64), eager.dq.cpu().to(kFloat64), 1e-2, 1e-3));
+}
+
 // A case the kernels do not cover returns false with the outputs untouched.
 TEST_F(CudaFlashAttention, RefusesFloat32AndOtherHeadDims) {
   auto refused = [](const Case& c, DType dtype) {

@@ -23,28 +23,23 @@ struct FwdParams {
   Dropout drop;
 };
 
-// Tile shapes: FlashAttention-2's choice for sm80/sm90 with mma.sync (4 warps of 32 rows).
-template <int D>
-struct FwdConfig;
-template <>
-struct FwdConfig<64> {
-  static constexpr int kBlockM = 128, kBlockN = 128, kWarps = 4;
-};
-template <>
-struct FwdConfig<128> {
-  static constexpr int kBlockM = 128, kBlockN = 64, kWarps = 4;
+// Tile shapes: FlashAttention-2's choice for mma.sync (4 warps of 32 query rows; 64 keys a tile
+// at D = 128, and at D = 64 with dropout, whose Philox draws need registers too).
+template <int D, bool kDropout>
+struct FwdConfig {
+  static constexpr int kBlockM = 128, kBlockN = D == 64 && !kDropout ? 128 : 64, kWarps = 4;
 };
 
-template <int D>
+template <int D, bool kDropout>
 constexpr int fwd_smem_bytes() {
-  using C = FwdConfig<D>;
+  using C = FwdConfig<D, kDropout>;
   return (C::kBlockM + 4 * C::kBlockN) * D * 2;  // Q, then K and V twice each
 }
 
 template <class T, int D, bool kCausal, bool kDropout>
-__global__ void __launch_bounds__(FwdConfig<D>::kWarps * 32)
+__global__ void __launch_bounds__(FwdConfig<D, kDropout>::kWarps * 32)
     flash_attention_forward_kernel(FwdParams p) {
-  using C = FwdConfig<D>;
+  using C = FwdConfig<D, kDropout>;
   constexpr int kBlockM = C::kBlockM, kBlockN = C::kBlockN, kThreads = C::kWarps * 32;
   constexpr int kMT = kBlockM / (16 * C::kWarps);  // m-tiles of 16 rows per warp
   constexpr int kNT = kBlockN / 8;                 // n-tiles of S
@@ -146,7 +141,10 @@ __global__ void __launch_bounds__(FwdConfig<D>::kWarps * 32)
           }
     }
 
-    // Online softmax: rescale what was accumulated to the new row maxima, P = 2^(s - max).
+    // Online softmax: P = 2^(s - max) against the new row maxima, and what was accumulated
+    // rescaled to them (skipped by the warp while no row maximum of its rows moved).
+    float corr[kMT][2];
+    bool moved = false;
 #pragma unroll
     for (int mt = 0; mt < kMT; ++mt)
 #pragma unroll
@@ -160,7 +158,9 @@ __global__ void __launch_bounds__(FwdConfig<D>::kWarps * 32)
         const float m_new = fmaxf(row_max[mt][hr], mx * p.scale_log2);
         // A row with no visible key yet keeps max -inf; subtract 0 there instead of -inf.
         const float m_use = m_new == -INFINITY ? 0.f : m_new;
-        const float corr = fast_exp2(row_max[mt][hr] - m_use);
+        const bool row_moved = m_new != row_max[mt][hr];
+        corr[mt][hr] = row_moved ? fast_exp2(row_max[mt][hr] - m_use) : 1.f;
+        moved |= row_moved;
         row_max[mt][hr] = m_new;
         float sum = 0.f;
 #pragma unroll
@@ -170,13 +170,16 @@ __global__ void __launch_bounds__(FwdConfig<D>::kWarps * 32)
             s[mt][nt][e] = fast_exp2(fmaf(s[mt][nt][e], p.scale_log2, -m_use));
             sum += s[mt][nt][e];
           }
-        row_sum[mt][hr] = row_sum[mt][hr] * corr + sum;  // this thread's columns only
-#pragma unroll
-        for (int dt = 0; dt < kDT; ++dt) {
-          o[mt][dt][2 * hr] *= corr;
-          o[mt][dt][2 * hr + 1] *= corr;
-        }
+        row_sum[mt][hr] = row_sum[mt][hr] * corr[mt][hr] + sum;  // this thread's columns only
       }
+    if (__any_sync(0xffffffffu, moved)) {
+#pragma unroll
+      for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+        for (int dt = 0; dt < kDT; ++dt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) o[mt][dt][e] *= corr[mt][e >> 1];
+    }
 
     // Dropout after the normaliser is taken: dropped probabilities become 0 (the 1 / (1 - p)
     // scale is applied to O at the end).
@@ -290,14 +293,15 @@ bool flash_attention_cuda(const AttentionArgs& a, const Tensor& out, const Tenso
                 [&](auto type, auto dim, auto causal, auto dropout) {
                   using T = typename decltype(type)::type;
                   constexpr int D = decltype(dim)::value;
-                  auto* kernel = &flash_attention_forward_kernel<T, D, decltype(causal)::value,
-                                                                 decltype(dropout)::value>;
-                  constexpr int smem = fwd_smem_bytes<D>();
+                  constexpr bool kDropout = decltype(dropout)::value;
+                  using C = FwdConfig<D, kDropout>;
+                  auto* kernel =
+                      &flash_attention_forward_kernel<T, D, decltype(causal)::value, kDropout>;
+                  constexpr int smem = fwd_smem_bytes<D, kDropout>();
                   allow_smem(kernel, smem);
-                  const dim3 grid(unsigned((a.q_len + FwdConfig<D>::kBlockM - 1) /
-                                           FwdConfig<D>::kBlockM),
+                  const dim3 grid(unsigned((a.q_len + C::kBlockM - 1) / C::kBlockM),
                                   unsigned(a.heads), unsigned(a.batch));
-                  kernel<<<grid, FwdConfig<D>::kWarps * 32, smem, current_stream()>>>(p);
+                  kernel<<<grid, C::kWarps * 32, smem, current_stream()>>>(p);
                 });
   ANVIL_CUDA_CHECK(cudaGetLastError());
   return true;
