@@ -176,7 +176,8 @@ __device__ inline float fast_exp2(float x) {
 
 // ---- dropout ---------------------------------------------------------------------------
 // Element n of the [B, H, Tq, Tk] probabilities is kept when the float32 uniform of Philox
-// block first + n / 4, lane n % 4, is below keep_below: dropout()'s draw (dropout.cu).
+// block first + n / 4, lane n % 4, is below keep_below: dropout()'s draw (dropout.cu). The
+// lanes that hold neighbouring elements draw each block once between them and swap bits.
 struct Dropout {
   uint64_t seed = 0, first = 0;
   float keep_below = 1;
@@ -201,24 +202,50 @@ struct Dropout {
     }
     return d;
   }
-  __device__ static uint32_t lane_of(const PhiloxBlock& b, uint32_t lane) {
-    return lane == 0 ? b.x[0] : lane == 1 ? b.x[1] : lane == 2 ? b.x[2] : b.x[3];
+  // Keep bits of one Philox block's 4 elements, lane l in bit l.
+  __device__ uint32_t nibble(uint64_t block) const {
+    const PhiloxBlock b = philox4x32(first + block, 0, seed);
+    uint32_t m = 0;
+#pragma unroll
+    for (int l = 0; l < 4; ++l) m |= uint32_t(uint32_to_uniform_float(b.x[l]) < keep_below) << l;
+    return m;
   }
-  __device__ bool keep(uint64_t n) const {
-    const PhiloxBlock b = philox4x32(first + n / 4, 0, seed);
-    return uint32_to_uniform_float(lane_of(b, uint32_t(n % 4))) < keep_below;
-  }
-  // Elements n and n + 1 (one Philox block unless n % 4 == 3).
-  __device__ void keep2(uint64_t n, bool& k0, bool& k1) const {
-    const uint32_t lane = uint32_t(n % 4);
-    const PhiloxBlock b = philox4x32(first + n / 4, 0, seed);
-    k0 = uint32_to_uniform_float(lane_of(b, lane)) < keep_below;
-    if (lane < 3) {
-      k1 = uint32_to_uniform_float(lane_of(b, lane + 1)) < keep_below;
-    } else {
-      const PhiloxBlock c = philox4x32(first + n / 4 + 1, 0, seed);
-      k1 = uint32_to_uniform_float(c.x[0]) < keep_below;
+  // Keep bits of the 64 elements n0 .. n0 + 63, bit c for element n0 + c, drawn by the 4 lanes
+  // of a quad together (t = lane % 4; all four pass the same n0): the 16 or 17 Philox blocks
+  // the elements span, a quarter each, then OR-ed across the quad.
+  __device__ uint64_t keep64(uint64_t n0, int t) const {
+    const int o = int(n0 % 4);  // element n0 is lane o of its block
+    uint64_t bits = 0;
+#pragma unroll
+    for (int i = 0; i < 5; ++i) {
+      const int j = t + 4 * i;  // block j holds elements 4j - o .. 4j - o + 3
+      if (i < 4 || (j == 16 && o > 0)) {
+        const uint64_t nib = nibble(n0 / 4 + uint64_t(j));
+        const int shift = 4 * j - o;
+        bits |= shift >= 0 ? nib << shift : nib >> -shift;
+      }
     }
+    uint32_t lo = uint32_t(bits), hi = uint32_t(bits >> 32);
+#pragma unroll
+    for (int x = 1; x <= 2; x *= 2) {
+      lo |= __shfl_xor_sync(0xffffffffu, lo, x);
+      hi |= __shfl_xor_sync(0xffffffffu, hi, x);
+    }
+    return (uint64_t(hi) << 32) | lo;
+  }
+  // Keep bits of the 16 elements n0 .. n0 + 15, drawn by the 8 lanes of one lane % 4 together
+  // (g = lane / 4; all eight pass the same n0): 4 or 5 blocks, one per lane, OR-ed.
+  __device__ uint32_t keep16(uint64_t n0, int g) const {
+    const int o = int(n0 % 4);
+    uint32_t bits = 0;
+    if (g < 4 || (g == 4 && o > 0)) {
+      const uint32_t nib = nibble(n0 / 4 + uint64_t(g));
+      const int shift = 4 * g - o;
+      bits = (shift >= 0 ? nib << shift : nib >> -shift) & 0xffffu;
+    }
+#pragma unroll
+    for (int x = 4; x <= 16; x *= 2) bits |= __shfl_xor_sync(0xffffffffu, bits, x);
+    return bits;
   }
 };
 
@@ -272,7 +299,10 @@ template <int N> using Int = std::integral_constant<int, N>;
 template <class F>
 void with_instance(DType dt, int64_t head_dim, bool causal, bool dropout, F&& f) {
 #ifdef ANVIL_FLASH_ONE_INSTANCE  // kernel development: compile one instance only
-  f(std::type_identity<__nv_bfloat16>{}, Int<ANVIL_FLASH_ONE_INSTANCE>{}, Bool<false>{}, Bool<false>{});
+#ifndef ANVIL_FLASH_DROPOUT
+#define ANVIL_FLASH_DROPOUT false
+#endif
+  f(std::type_identity<__nv_bfloat16>{}, Int<ANVIL_FLASH_ONE_INSTANCE>{}, Bool<false>{}, Bool<ANVIL_FLASH_DROPOUT>{});
 #else
   auto by_dropout = [&](auto t, auto d, auto c) {
     if (dropout) f(t, d, c, Bool<true>{});

@@ -177,7 +177,16 @@ __global__ void __launch_bounds__(BwdConfig<D>::kWarps * 32, 1)
                       (kCausal && n0 + wkey + 15 > m0);
     const float2* st = stats_smem + buf * kBlockM;
 #pragma unroll
-    for (int nt = 0; nt < kQT; ++nt)
+    for (int nt = 0; nt < kQT; ++nt) {
+      // Keep bits of the warp's 16 keys for the thread's two queries.
+      uint32_t keep[2] = {~0u, ~0u};
+      if constexpr (kDropout) {
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          const int i = m0 + nt * 8 + 2 * t + c;
+          keep[c] = drop.keep16(uint64_t(bh * p.q_len + i) * uint64_t(p.kv_len) + n0 + wkey, g);
+        }
+      }
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int qi = nt * 8 + 2 * t + (e & 1);
@@ -187,18 +196,12 @@ __global__ void __launch_bounds__(BwdConfig<D>::kWarps * 32, 1)
           const int i = m0 + qi, j = n0 + wkey + g + (e >> 1) * 8;
           if (i >= p.q_len || j >= p.kv_len || (kCausal && j > i)) pr = 0.f;
         }
-        float dpv = dp[nt][e];
-        if (kDropout) {
-          const int i = m0 + qi, j = n0 + wkey + g + (e >> 1) * 8;
-          const bool keep = drop.keep(uint64_t(bh * p.q_len + i) * uint64_t(p.kv_len) + j);
-          dpv = keep ? dpv * drop.scale : 0.f;
-          dp[nt][e] = pr * (dpv - row.y);
-          s[nt][e] = keep ? pr : 0.f;
-        } else {
-          dp[nt][e] = pr * (dpv - row.y);
-          s[nt][e] = pr;
-        }
+        const bool kept = (keep[e & 1] >> (g + (e >> 1) * 8)) & 1;
+        const float dpv = kDropout ? (kept ? dp[nt][e] * drop.scale : 0.f) : dp[nt][e];
+        dp[nt][e] = pr * (dpv - row.y);
+        s[nt][e] = kDropout && !kept ? 0.f : pr;
       }
+    }
 
     // dV += P^T dO and dK += dS^T Q, k = the tile's queries.
 #pragma unroll

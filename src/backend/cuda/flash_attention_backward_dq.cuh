@@ -112,18 +112,22 @@ __global__ void __launch_bounds__(DqConfig<D>::kWarps * 32)
 #pragma unroll
     for (int hr = 0; hr < 2; ++hr) {
       const int i = m0 + wrow + g + hr * 8;
-      const uint64_t base = uint64_t(bh * p.q_len + i) * uint64_t(p.kv_len);
+      const uint64_t base = uint64_t(bh * p.q_len + i) * uint64_t(p.kv_len);  // element (i, 0)
+      uint64_t keep = ~uint64_t(0);
+      if constexpr (kDropout) {
+        static_assert(kBlockN == 64, "keep64 draws a row's 64 keys");
+        keep = drop.keep64(base + uint64_t(n0), t);
+      }
 #pragma unroll
       for (int nt = 0; nt < kNT; ++nt) {
         const int j = n0 + nt * 8 + 2 * t;
-        bool keep[2] = {true, true};
-        if (kDropout) drop.keep2(base + uint64_t(j), keep[0], keep[1]);
 #pragma unroll
         for (int c = 0; c < 2; ++c) {
           const int e = 2 * hr + c;
           float pr = fast_exp2(fmaf(s[nt][e], p.scale_log2, -stat[hr].x));
           if (mask && (j + c >= p.kv_len || (kCausal && j + c > i))) pr = 0.f;
-          const float dpv = kDropout ? (keep[c] ? dp[nt][e] * drop.scale : 0.f) : dp[nt][e];
+          const bool kept = (keep >> (nt * 8 + 2 * t + c)) & 1;
+          const float dpv = kDropout ? (kept ? dp[nt][e] * drop.scale : 0.f) : dp[nt][e];
           dp[nt][e] = pr * (dpv - stat[hr].y);
         }
       }

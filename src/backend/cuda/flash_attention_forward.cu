@@ -100,6 +100,21 @@ __global__ void __launch_bounds__(FwdConfig<D, kDropout>::kWarps * 32)
       cp_async_commit();
     }
 
+    // Dropout's keep bits for the tile's 64 keys of each of the thread's rows, drawn before S
+    // is live (they need registers of their own).
+    const int n0 = nb * kBlockN;
+    uint64_t keep[kMT][2];
+    if constexpr (kDropout) {
+      static_assert(kBlockN == 64, "keep64 draws a row's 64 keys");
+#pragma unroll
+      for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+        for (int hr = 0; hr < 2; ++hr) {
+          const int row = m0 + wrow + mt * 16 + g + hr * 8;
+          keep[mt][hr] = drop.keep64(uint64_t(bh * p.q_len + row) * uint64_t(p.kv_len) + n0, t);
+        }
+    }
+
     // S = Q K^T.
     float s[kMT][kNT][4];
 #pragma unroll
@@ -127,7 +142,6 @@ __global__ void __launch_bounds__(FwdConfig<D, kDropout>::kWarps * 32)
     }
 
     // Keys past the end, and under the causal mask keys after the query, score -inf.
-    const int n0 = nb * kBlockN;
     if (n0 + kBlockN > p.kv_len || (kCausal && n0 + kBlockN - 1 > m0 + wrow)) {
 #pragma unroll
       for (int mt = 0; mt < kMT; ++mt)
@@ -183,22 +197,16 @@ __global__ void __launch_bounds__(FwdConfig<D, kDropout>::kWarps * 32)
 
     // Dropout after the normaliser is taken: dropped probabilities become 0 (the 1 / (1 - p)
     // scale is applied to O at the end).
-    if (kDropout) {
+    if constexpr (kDropout) {
 #pragma unroll
       for (int mt = 0; mt < kMT; ++mt)
 #pragma unroll
-        for (int hr = 0; hr < 2; ++hr) {
-          const int row = m0 + wrow + mt * 16 + g + hr * 8;
-          const uint64_t base = uint64_t(bh * p.q_len + row) * uint64_t(p.kv_len);
+        for (int hr = 0; hr < 2; ++hr)
 #pragma unroll
-          for (int nt = 0; nt < kNT; ++nt) {
-            const int col = n0 + nt * 8 + 2 * t;
-            bool k0, k1;
-            drop.keep2(base + uint64_t(col), k0, k1);
-            if (!k0) s[mt][nt][2 * hr] = 0.f;
-            if (!k1) s[mt][nt][2 * hr + 1] = 0.f;
-          }
-        }
+          for (int nt = 0; nt < kNT; ++nt)
+#pragma unroll
+            for (int c = 0; c < 2; ++c)
+              if (!((keep[mt][hr] >> (nt * 8 + 2 * t + c)) & 1)) s[mt][nt][2 * hr + c] = 0.f;
     }
 
     // O += P V, P from the S registers.
