@@ -238,7 +238,7 @@ __global__ void __launch_bounds__(FwdConfig<D, kDropout>::kWarps * 32)
       sum += __shfl_xor_sync(0xffffffffu, sum, 1);
       sum += __shfl_xor_sync(0xffffffffu, sum, 2);
       // No visible key: O stays 0 and lse is -inf.
-      const float inv = sum > 0.f ? (kDropout ? drop.scale : 1.f) / sum : 0.f;
+      const float inv = sum == 0.f ? 0.f : (kDropout ? drop.scale : 1.f) / sum;
 #pragma unroll
       for (int dt = 0; dt < kDT; ++dt) {
         o[mt][dt][2 * hr] *= inv;
@@ -246,7 +246,7 @@ __global__ void __launch_bounds__(FwdConfig<D, kDropout>::kWarps * 32)
       }
       const int row = m0 + wrow + mt * 16 + g + hr * 8;
       if (t == 0 && row < p.q_len)
-        lse[row] = sum > 0.f ? (row_max[mt][hr] + log2f(sum)) * kLn2 : -INFINITY;
+        lse[row] = sum == 0.f ? -INFINITY : (row_max[mt][hr] + log2f(sum)) * kLn2;
     }
 
   // Stage O in the warp's own rows of the Q tile (no other warp reads them), then write whole
