@@ -55,6 +55,16 @@ Generator::Draw Generator::reserve_draw(uint64_t n_blocks) {
   return d;
 }
 
+uint64_t Generator::next_block() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return capture_state_ ? capture_blocks_ : offset_;
+}
+
+void Generator::set_next_block(uint64_t block) {
+  std::lock_guard<std::mutex> g(mu_);
+  (capture_state_ ? capture_blocks_ : offset_) = block;
+}
+
 void Generator::begin_capture(const uint64_t* device_state) {
   std::lock_guard<std::mutex> g(mu_);
   ANVIL_CHECK(!capture_state_, DeviceError,

@@ -42,6 +42,11 @@ class Generator {
     const uint64_t* device_state = nullptr;
   };
   Draw reserve_draw(uint64_t n_blocks);
+  // Where the next reservation starts: the offset, or while a graph captures, the block relative
+  // to its base. With set_next_block, a recomputation (autograd::checkpoint) draws again what an
+  // earlier computation drew, eagerly and inside a capture alike.
+  uint64_t next_block() const;
+  void set_next_block(uint64_t block);
   // Capture support for anvil::CUDAGraph: reservations become relative to `device_state`
   // until end_capture(), which returns how many blocks one replay uses.
   void begin_capture(const uint64_t* device_state);
