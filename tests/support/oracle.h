@@ -26,7 +26,7 @@ class TorchOracle {
   TorchResult run(const std::string& expr, const std::vector<Tensor>& inputs,
                   const Tensor& grad_out = Tensor(), const std::vector<bool>& want_grad = {});
   // Runs Python statements (imports allowed, e.g. sklearn.metrics) with the inputs bound to
-  // a, b, c, ...; the code must assign `out`, a tensor or a list of tensors (numbers are
+  // a, b, c, ... and, all of them, to the list `inputs`; the code must assign `out`, a tensor or a list of tensors (numbers are
   // turned into tensors). Returns them in order.
   std::vector<Tensor> run_code(const std::string& code, const std::vector<Tensor>& inputs = {});
   ~TorchOracle();

@@ -71,6 +71,7 @@ def main():
                     x.requires_grad_(True)
             scope = {"torch": torch, "F": F, "math": math}
             scope.update({chr(ord("a") + i): x for i, x in enumerate(xs)})
+            scope["inputs"] = xs  # all of them, for calls with more than the alphabet
             if "code" in req:
                 exec(req["code"], scope)
                 outs = scope["out"]
