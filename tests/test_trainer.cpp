@@ -9,6 +9,7 @@
 #include "anvil/data/tensor_dataset.h"
 #include "anvil/io/checkpoint.h"
 #include "anvil/nn/model_builder.h"
+#include "anvil/nn/models/gpt.h"
 #include "anvil/optim/optim.h"
 #include "anvil/train/trainer.h"
 #include "support/check.h"
@@ -188,4 +189,42 @@ TEST(Trainer, Float16MixedPrecisionCheckpointsTheLossScaler) {
                            nn::make_loss("cross_entropy"), {.mixed_precision = kFloat64});
       },
       {"mixed_precision", "float64"}));
+}
+
+TEST(Trainer, SequenceOutputsAreScoredPerTokenWithPerplexity) {
+  // A language model's logits [B, T, V] against next tokens [B, T]: the next token is the
+  // current one plus one (mod V), which a one-layer GPT learns in a few epochs.
+  const int64_t V = 11, T = 8, N = 64;
+  std::vector<int64_t> xs, ys;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t t = 0; t < T; ++t) xs.push_back((n * 7 + t) % V), ys.push_back((n * 7 + t + 1) % V);
+  Tensor x = tensor(xs, {N, T}), y = tensor(ys, {N, T});
+  auto ds = std::make_shared<data::TensorDataset>(x, y);
+  manual_seed(4);
+  auto model = std::make_shared<nn::GPT>(nn::GPTConfig{
+      .vocab_size = V, .n_positions = T, .n_embd = 16, .n_layer = 1, .n_head = 2, .dropout = 0});
+  train::Trainer t(model, optim::make_optimizer("adam", model->parameters(), 0.01),
+                   nn::make_loss("cross_entropy"), {.metrics = {}});
+  data::DataLoader loader(ds, {.batch_size = 16});
+  const auto& h = t.fit(loader, 6, &loader);
+  auto loss = h.series("loss");
+  EXPECT_LT(loss.back(), 0.5 * loss.front());
+  EXPECT_NEAR(*h.last("perplexity"), std::exp(loss.back()), 1e-9);
+  EXPECT_NEAR(*h.last("val_perplexity"), std::exp(*h.last("val_loss")), 1e-9);
+  // The loss is the mean over every token, as cross_entropy on the flattened batch.
+  train::Logs logs = t.evaluate(loader);
+  EXPECT_EQ(logs.size(), 2u);  // loss and perplexity: no metrics named, no outputs kept
+  Tensor want;
+  {
+    NoGradGuard no_grad;
+    model->eval();
+    want = cross_entropy(model->forward(x).reshape({-1, V}), y.reshape({-1}));
+  }
+  EXPECT_NEAR(logs.at("loss"), want.item<double>(), 1e-5);
+  // Named metrics see one row per token.
+  train::Trainer scored(model, optim::make_optimizer("adam", model->parameters(), 0.01),
+                        nn::make_loss("cross_entropy"), {.metrics = {"accuracy"}});
+  train::Logs acc = scored.evaluate(loader);
+  Tensor hits = eq(argmax(model->forward(x), -1), y).to(kFloat64);
+  EXPECT_NEAR(acc.at("accuracy"), mean(hits).item<double>(), 1e-12);
 }

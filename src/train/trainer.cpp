@@ -30,6 +30,15 @@ bool is_classification(const Tensor& out, const Tensor& target) {
          out.size(0) == target.size(0);
 }
 
+// Scores for every position of a sequence [B, T, C] against integer targets [B, T], as a
+// language model gives them: scored per token, both flattened to [B * T, C] and [B * T] (as
+// Keras's sparse losses treat the class axis last), and reported with the perplexity.
+bool is_per_token(const Tensor& out, const Tensor& target) {
+  return out.dim() == 3 && target.dim() == 2 && is_integral(target.dtype()) &&
+         out.size(0) == target.size(0) && out.size(1) == target.size(1);
+}
+Tensor tokens_flat(const Tensor& out) { return out.reshape({-1, out.size(-1)}); }
+
 // A regression target [N] for a single-output model [N, 1] means one value per sample;
 // give it the model's shape rather than let the loss refuse (or broadcast) it.
 Tensor match_target(const Tensor& out, const Tensor& target) {
@@ -192,6 +201,7 @@ const History& Trainer::fit(data::DataLoader& train, int64_t epochs, data::DataL
                   " in epoch ", epoch_,
                   " (check the data for NaN/inf values and lower the learning rate)");
       if (classification_) logs["accuracy"] = correct_sum_.item<double>() / double(samples);
+      if (per_token_) logs["perplexity"] = std::exp(logs["loss"]);
     }
     logs["lr"] = optimizer_->lr();
     logs["time_s"] = secs;
@@ -224,7 +234,9 @@ Tensor Trainer::forward_loss(const Tensor& x, const Tensor& y) {
                                  to_string(x.shape()), " (", dtype_name(x.dtype()),
                                  "): ", err.what()));
   }
-  Tensor loss = loss_->forward(out, match_target(out, y));
+  per_token_ = is_per_token(out, y);
+  Tensor loss = per_token_ ? loss_->forward(tokens_flat(out), y.reshape({-1}))
+                           : loss_->forward(out, match_target(out, y));
   NoGradGuard no_grad;
   add_(loss_sum_, mul(loss.detach().to(kFloat64), double(x.size(0))));
   classification_ = is_classification(out, y);
@@ -375,17 +387,23 @@ Logs Trainer::evaluate(data::DataLoader& data) {
   std::vector<Tensor> outs, targets;
   Tensor loss_sum = zeros({}, TensorOptions(kFloat64).device(options_.device));
   int64_t samples = 0;
+  bool per_token = false;
   for (data::Batch& b : device_batches(data)) {
     Tensor x = b.input.to(options_.device), y = b.target.to(options_.device);
     Tensor out = (*model_)(x);
+    per_token = is_per_token(out, y);
+    if (per_token) out = tokens_flat(out), y = y.reshape({-1});
     add_(loss_sum, mul(loss_->forward(out, match_target(out, y)).to(kFloat64), double(x.size(0))));
     samples += x.size(0);
+    if (options_.metrics.empty()) continue;  // the outputs are kept for the metrics alone
     outs.push_back(out);
     targets.push_back(y);
   }
   Logs logs;
   if (samples == 0) return logs;
   logs["loss"] = loss_sum.item<double>() / double(samples);
+  if (per_token) logs["perplexity"] = std::exp(logs["loss"]);
+  if (outs.empty()) return logs;
   // One copy back of everything the metrics need, rather than one per batch.
   Logs m = compute_metrics(cat(outs, 0).cpu(), cat(targets, 0).cpu());
   logs.insert(m.begin(), m.end());

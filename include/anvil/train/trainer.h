@@ -28,7 +28,11 @@ struct TrainerOptions {
   // Metrics reported by evaluate() and for the validation set during fit, by name:
   // "accuracy", "top5_accuracy", "precision", "recall", "f1" (macro), "roc_auc" for
   // classification; "mse", "rmse", "mae", "r2" for regression. Training epochs report the
-  // loss and, for classification, a running accuracy.
+  // loss and, for classification, a running accuracy. A sequence model's output [B, T, C]
+  // against integer targets [B, T] (a language model's logits and next tokens) is scored per
+  // token: both are flattened to [B * T, C] and [B * T] for the loss and the metrics, and the
+  // logs add "perplexity" = exp(loss). The validation outputs are kept for the metrics only
+  // when some are named (none: the loss and perplexity alone, in constant memory).
   std::vector<std::string> metrics = {"accuracy"};
   // Optimizer steps happen every `grad_accumulation` batches, with the summed gradients of
   // those batches scaled by 1/grad_accumulation (so the step sees their mean).
@@ -152,6 +156,7 @@ class Trainer {
   // by every step (eager or replayed) and read only when a callback or the epoch's logs ask.
   Tensor loss_sum_, correct_sum_;
   bool classification_ = false;
+  bool per_token_ = false;  // the last batch was scored per token (a sequence model's output)
   // The epoch in progress (for a checkpoint saved between its steps), and what a checkpoint
   // saved that way hands the next fit().
   bool in_epoch_ = false;
