@@ -3,7 +3,7 @@
 // and optimizers, and prints one JSON line per workload in the reference's format so that
 // bench/compare.py can put anvil and PyTorch side by side.
 //
-//   build/bench/bench_train_step [mlp cnn] [--device=cuda] [--steps=50] [--warm=15]
+//   build/bench/bench_train_step [mlp cnn resnet18 gpt2] [--device=cuda] [--steps=50] [--warm=15]
 //                                [--modes=eager,graph] [--tf32=1]
 //                                [--cudnn-benchmark=0]
 //
@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "anvil/amp/amp.h"
+#include "anvil/nn/models/gpt.h"
 #include "anvil/nn/models/resnet.h"
 #include "anvil/anvil.h"
 #include "anvil/train/graphed_step.h"
@@ -32,8 +33,9 @@ struct Workload {
   nn::ModulePtr model;
   Tensor x, y;
   std::shared_ptr<optim::Optimizer> opt;
-  int64_t units;                   // samples per step
+  int64_t units;                   // samples per step (tokens for gpt2)
   std::optional<DType> autocast = std::nullopt;  // mixed precision, as the reference's torch.autocast
+  double flops_per_step = 0;       // model FLOPs of one step, where the workload states them
 };
 
 Workload mlp(Device d) {
@@ -71,6 +73,27 @@ Workload resnet18(Device d) {
           randint(0, 10, {256}, TensorOptions(kInt64).device(d)), opt, 256, kBFloat16};
 }
 
+// torch_reference.py's GPT (GPT-2 124M with its vocabulary padded to 50304, context 1024, tied
+// embeddings, no dropout), batch 16 x 1024 tokens, bfloat16 autocast, fused AdamW(6e-4, weight
+// decay 0.1). Model FLOPs per token as nanoGPT and llm.c count them: 6 N for the matrix
+// products of the N parameters (forward and backward), plus 12 L T D for attention.
+Workload gpt2(Device d) {
+  nn::GPTConfig c;
+  c.vocab_size = 50304;
+  c.dropout = 0;
+  auto m = std::make_shared<nn::GPT>(c);
+  m->to(d);
+  auto opt = std::make_shared<optim::AdamW>(
+      m->parameters(), optim::AdamWOptions{.lr = 6e-4, .weight_decay = 0.1});
+  const int64_t B = 16, T = 1024;
+  const double tokens = double(B * T);
+  const double flops = tokens * (6.0 * double(m->num_parameters()) +
+                                 12.0 * double(c.n_layer * T * c.n_embd));
+  return {m, randint(0, 50257, {B, T}, TensorOptions(kInt64).device(d)),
+          randint(0, 50257, {B * T}, TensorOptions(kInt64).device(d)), opt, B * T, kBFloat16,
+          flops};
+}
+
 // One training step as torch_reference.py times it; the loss goes to `loss_out`, a tensor
 // that outlives the step, so that the step can be replayed as a CUDA graph.
 void step(Workload& w, const Tensor& x, const Tensor& y, const Tensor& loss_out) {
@@ -79,7 +102,9 @@ void step(Workload& w, const Tensor& x, const Tensor& y, const Tensor& loss_out)
   {
     std::optional<amp::autocast> cast;
     if (w.autocast) cast.emplace(x.device().kind, *w.autocast);
-    loss = cross_entropy((*w.model)(x), y);
+    Tensor out = (*w.model)(x);
+    if (out.dim() == 3) out = out.reshape({-1, out.size(-1)});  // a language model's [B, T, V]
+    loss = cross_entropy(out, y);
   }
   loss.backward();
   w.opt->step();
@@ -123,14 +148,17 @@ int main(int argc, char** argv) {
   set_allow_tf32(tf32);
   set_cudnn_benchmark(cudnn_benchmark);  // the eager warm-up steps time the convolutions
   for (const auto& name : names) {
-    if (name != "mlp" && name != "cnn" && name != "resnet18") {
+    if (name != "mlp" && name != "cnn" && name != "resnet18" && name != "gpt2") {
       std::printf("{\"workload\": \"%s\", \"mode\": \"anvil-eager\", \"error\": \"not supported yet\"}\n",
                   name.c_str());
       continue;
     }
     for (const std::string& mode : modes) {
       manual_seed(0);
-      Workload w = name == "mlp" ? mlp(d) : name == "cnn" ? cnn(d) : resnet18(d);
+      Workload w = name == "mlp"    ? mlp(d)
+                   : name == "cnn"  ? cnn(d)
+                   : name == "gpt2" ? gpt2(d)
+                                    : resnet18(d);
       Tensor loss = zeros({}, TensorOptions(kFloat32).device(d));
       train::GraphedStep graphed(
           d, [&](const Tensor& x, const Tensor& y) { step(w, x, y, loss); },
@@ -163,13 +191,13 @@ int main(int argc, char** argv) {
           "\"params\": %lld, \"warm_s\": %.1f, \"final_loss\": %.4f, \"graph_replays\": %lld, "
           "\"peak_mem_mb\": %.0f, \"reserved_mb\": %.0f, \"cuda_mallocs\": %lld, "
           "\"cuda_mallocs_after_warmup\": %lld, \"tf32\": %d, \"cudnn_benchmark\": %d, "
-          "\"graph_nodes\": %zu}\n",
+          "\"graph_nodes\": %zu, \"model_tflops_per_s\": %.1f}\n",
           name.c_str(), mode.c_str(), d.str().c_str(), ms[ms.size() / 2], pipelined,
           double(w.units) / (pipelined / 1e3), (long long)w.model->num_parameters(), warm_s,
           final_loss, (long long)graphed.replays(), double(end.peak_allocated_bytes) / (1 << 20),
           double(end.reserved_bytes) / (1 << 20), (long long)end.num_device_mallocs,
           (long long)(end.num_device_mallocs - after_warmup.num_device_mallocs), int(tf32),
-          int(cudnn_benchmark), graphed.graph_nodes());
+          int(cudnn_benchmark), graphed.graph_nodes(), w.flops_per_step / (pipelined / 1e3) / 1e12);
       if (const char* dir = std::getenv("ANVIL_BENCH_DUMP_GRAPHS"))  // the kernels of one step
         graphed.debug_dump(std::string(dir) + "/" + name + ".dot");
       if (mode == "graph" && !graphed.enabled())

@@ -28,6 +28,11 @@ for t in torch:
         line += f" {a['pipelined_step_ms']:17.3f} {a['pipelined_step_ms'] / t['pipelined_step_ms']:6.2f}" if a else f" {'-':>17} {'-':>6}"
     print(line)
 print()
+print(f"{'workload':10} {'mode':14} {'units/s':>12} {'model TFLOP/s':>14}   (units: samples; tokens for gpt2)")
+for r in anvil + torch:
+    tf = r.get("model_tflops_per_s")
+    print(f"{r['workload']:10} {r['mode']:14} {r['units_per_s']:12.0f} {tf if tf else '':>14}")
+print()
 print(f"{'workload':10} {'anvil mode':12} {'peak MiB':>9} {'reserved MiB':>13} {'cudaMalloc':>11} {'after warm-up':>14}")
 for a in anvil:
     if "cuda_mallocs" in a:
