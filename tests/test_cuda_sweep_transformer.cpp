@@ -159,6 +159,7 @@ std::vector<Case> all_cases() {
 
 class CudaSweepTransformer : public ::testing::TestWithParam<Param> {};
 
+TEST_P(CudaSweepTransformer, CpuReference) { check_reference(GetParam()); }
 TEST_P(CudaSweepTransformer, MatchesCpu) { check(GetParam()); }
 
 INSTANTIATE_TEST_SUITE_P(, CudaSweepTransformer, ::testing::ValuesIn(params(all_cases())), name);
