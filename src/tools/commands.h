@@ -10,8 +10,19 @@
 
 namespace anvil::tools {
 
+// What a language-model run (--data text:FILE, --model gpt) adds to the training arguments.
+struct LanguageModelArgs {
+  // "byte", "bpe:N" (a byte-level BPE of N tokens trained on the corpus) or a tokenizer file
+  // (anvil's JSON, or a directory with GPT-2's vocab.json and merges.txt).
+  std::string tokenizer = "bpe:1024";
+  int64_t context = 128;     // tokens per training window, and the model's n_positions
+  std::string gpt;           // GPTConfig fields as a JSON object, over the CLI's small defaults
+  int64_t sample_tokens = 200;  // a sample of this many tokens is printed after training
+};
+
 struct TrainArgs {
   DataSpec data;
+  LanguageModelArgs lm;
   std::string model = "mlp", optimizer = "adam", scheduler = "none", loss, output = "runs/latest";
   std::string device = "cpu";
   std::string precision = "fp32";  // fp32, bf16 or fp16 (mixed precision on the device)
@@ -27,8 +38,34 @@ struct TrainArgs {
 // Trains (or, with `resume`, continues the run in that directory from its checkpoint).
 int train_command(TrainArgs a, const std::string& resume, bool epochs_given);
 
+// Whether `anvil train` with these arguments trains a language model: --model gpt or
+// --data text:FILE, or a resumed run that was one.
+bool is_language_model_run(const TrainArgs& a, const std::string& resume);
+// The language-model run: a GPT over the tokens of a text file, its tokenizer trained or read,
+// windows of --context tokens, the last --test-fraction of the text held out (loss and
+// perplexity reported per epoch), checkpoints and --resume as every run; at the end, a sample.
+// Its directory adds tokenizer.json; model.json is {"module": "gpt", "args": config}.
+int lm_train_command(TrainArgs a, const std::string& resume, bool epochs_given);
+
+// Text from a language model: a run directory (`run`) or a model file (`model`, its tokenizer in
+// the file or in `tokenizer`), continuing `prompt`.
+struct GenerateArgs {
+  std::string run, model, tokenizer, prompt;
+  int64_t max_new_tokens = 100;
+  bool greedy = false;
+  double temperature = 0.8;
+  int64_t top_k = 40;
+  double top_p = 1.0;
+  uint64_t seed = 0;
+  std::string device = "cpu";
+};
+int generate_command(const GenerateArgs& a);
+
 // Loss and metrics of a run directory's model on its test data (or `data`, of the same kind).
 int eval_command(const std::string& run, const std::string& data, const std::string& device);
+// The same for a language-model run: loss and perplexity on its held-out text, or on `data`
+// (text:FILE) whole.
+int lm_eval_command(const std::string& run, const std::string& data, const std::string& device);
 
 // Predictions as CSV, from a run directory (`run`) or a model file (`model`); exactly one.
 struct PredictArgs {

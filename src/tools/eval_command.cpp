@@ -1,4 +1,5 @@
-// `anvil eval --run DIR`: the loss and the task's metrics of a saved run on its test data.
+// `anvil eval --run DIR`: the loss and the task's metrics of a saved run on its test data
+// (a language model's run: lm_eval_command.cpp).
 #include <iostream>
 
 #include "anvil/anvil.h"
@@ -7,6 +8,7 @@
 namespace anvil::tools {
 
 int eval_command(const std::string& dir, const std::string& data, const std::string& device) {
+  if (is_language_model_run({}, dir)) return lm_eval_command(dir, data, device);
   LoadedRun r = load_run(dir, data);
   std::shared_ptr<nn::Loss> loss = nn::make_loss(r.run.value("loss", std::string("cross_entropy")));
   train::TrainerOptions to;

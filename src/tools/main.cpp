@@ -8,6 +8,8 @@
 //   anvil export --run runs/mlp                               (writes runs/mlp/model.anvil)
 //   anvil predict --model runs/mlp/model.anvil --data csv:new.csv
 //   anvil info [FILE]
+//   anvil train --model gpt --data text:/usr/share/games/fortunes/fortunes --output runs/gpt
+//   anvil generate --run runs/gpt --prompt "The "
 //
 // Each subcommand lives in its own file (commands.h); this one only reads the command line.
 #include <CLI/CLI.hpp>
@@ -24,9 +26,10 @@ int main(int argc, char** argv) {
 
   tools::TrainArgs ta;
   auto* train = app.add_subcommand("train", "train a model and save the run to --output");
-  train->add_option("--model", ta.model, "preset (mlp, cnn, linear) or JSON architecture file")
+  train->add_option("--model", ta.model, "preset (mlp, cnn, linear, gpt) or JSON architecture file")
       ->capture_default_str();
-  train->add_option("--data", ta.data.source, "fashion-mnist or csv:PATH")->capture_default_str();
+  train->add_option("--data", ta.data.source, "fashion-mnist, csv:PATH or text:PATH (a language model's corpus)")
+      ->capture_default_str();
   train->add_option("--label-column", ta.data.label_column,
                     "CSV label column (name or index; default last)");
   train->add_option("--task", ta.data.task, "classification, regression or auto")
@@ -67,6 +70,21 @@ int main(int argc, char** argv) {
   train->add_option("--seed", ta.seed)->capture_default_str();
   train->add_option("--output", ta.output, "run directory")->capture_default_str();
   train->add_flag("--quiet", ta.quiet, "no summary or progress");
+  train
+      ->add_option("--tokenizer", ta.lm.tokenizer,
+                   "text: byte, bpe:N (trained on the corpus), or a tokenizer file / GPT-2 "
+                   "directory (vocab.json + merges.txt)")
+      ->capture_default_str();
+  train->add_option("--context", ta.lm.context, "text: tokens per window (the GPT's n_positions)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  train->add_option("--gpt", ta.lm.gpt,
+                    "text: GPTConfig fields as JSON, e.g. '{\"n_layer\": 6, \"n_embd\": 256}' "
+                    "(default 4 layers, 4 heads, width 128, dropout 0.1)");
+  train->add_option("--sample-tokens", ta.lm.sample_tokens,
+                    "text: tokens of the sample printed after training (0: none)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   std::string resume_dir;
   train->add_option("--resume", resume_dir,
                     "continue the run in DIR from DIR/checkpoint.safetensors (its run.json gives "
@@ -115,6 +133,27 @@ int main(int argc, char** argv) {
   exp->add_option("--dtype", xa.dtype, "cast the floating weights (default: as trained)")
       ->check(floating);
 
+  tools::GenerateArgs ga;
+  auto* gen = app.add_subcommand("generate", "continue a prompt with a trained GPT");
+  auto* g_run = gen->add_option("--run", ga.run, "run directory of `anvil train --model gpt`");
+  gen->add_option("--model", ga.model, "model file written by `anvil export`")->excludes(g_run);
+  gen->add_option("--tokenizer", ga.tokenizer,
+                  "tokenizer file or GPT-2 directory (default: the run's tokenizer.json)");
+  gen->add_option("--prompt", ga.prompt, "text to continue (default: a new line)");
+  gen->add_option("--max-new-tokens", ga.max_new_tokens)
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  gen->add_flag("--greedy", ga.greedy, "the most likely token every step instead of sampling");
+  gen->add_option("--temperature", ga.temperature)->capture_default_str()->check(CLI::PositiveNumber);
+  gen->add_option("--top-k", ga.top_k, "sample from the k most likely tokens (0: all)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  gen->add_option("--top-p", ga.top_p, "nucleus sampling: the most likely tokens summing to p")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  gen->add_option("--seed", ga.seed)->capture_default_str();
+  gen->add_option("--device", ga.device, "cpu or cuda[:N]")->capture_default_str();
+
   std::string info_file;
   auto* info = app.add_subcommand("info", "build options and devices, or what FILE holds");
   info->add_option("file", info_file, "a model file, checkpoint or safetensors file");
@@ -128,6 +167,7 @@ int main(int argc, char** argv) {
     if (*eval) return tools::eval_command(eval_run, eval_data, eval_device);
     if (*predict) return tools::predict_command(pa);
     if (*exp) return tools::export_command(xa);
+    if (*gen) return tools::generate_command(ga);
     return tools::info_command(info_file);
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
