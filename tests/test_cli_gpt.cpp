@@ -70,12 +70,15 @@ TEST_F(CliGpt, TrainsResumesExportsAndGenerates) {
   const std::string sample = "generate --run " + run + " --prompt q --max-new-tokens 20 --seed 4";
   EXPECT_EQ(run_cli(sample).output, run_cli(sample).output);
 
-  // The exported model file with the run's tokenizer continues as the run does.
+  // The exported model file carries the tokenizer and continues as the run does.
   r = run_cli("export --run " + run);
   ASSERT_EQ(r.status, 0) << r.output;
+  r = run_cli("generate --model " + run + "/model.anvil --prompt abcdefgh --max-new-tokens 8 --greedy");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output, "abcdefghijklmnop\n");
+  // A tokenizer given overrides the file's (here the same one, from the run).
   r = run_cli("generate --model " + run + "/model.anvil --tokenizer " + run +
               "/tokenizer.json --prompt abcdefgh --max-new-tokens 8 --greedy");
-  ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_EQ(r.output, "abcdefghijklmnop\n");
 }
 

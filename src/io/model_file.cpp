@@ -55,12 +55,15 @@ std::shared_ptr<nn::Module> Architecture::build() const {
   return nn::ModelBuilder::from_json(spec_).build();
 }
 
-void save_model(const Architecture& arch, const nn::Module& model, const std::string& path) {
+void save_model(const Architecture& arch, const nn::Module& model, const std::string& path,
+                const ModelFileExtras& extras) {
   StateDict weights = model.state_dict();
   // Refuse a model that is not the architecture's: the file would not load back.
   arch.build()->load_state_dict(weights);
-  save_safetensors(weights, path,
-                   {{"format", kFormat}, {"version", kVersion}, {"architecture", arch.dump()}});
+  std::map<std::string, std::string> meta{
+      {"format", kFormat}, {"version", kVersion}, {"architecture", arch.dump()}};
+  if (!extras.tokenizer.empty()) meta["tokenizer"] = extras.tokenizer;
+  save_safetensors(weights, path, meta);
 }
 
 void save_model(const std::string& name, const nlohmann::json& args, const nn::Module& model,
@@ -69,6 +72,10 @@ void save_model(const std::string& name, const nlohmann::json& args, const nn::M
 }
 
 std::shared_ptr<nn::Module> load_model(const std::string& path, const LoadOptions& options) {
+  return load_model_file(path, options).model;
+}
+
+ModelFile load_model_file(const std::string& path, const LoadOptions& options) {
   std::map<std::string, std::string> meta;
   StateDict weights = load_safetensors(path, &meta);
   ANVIL_CHECK(meta["format"] == kFormat, IOError, "load_model: '", path,
@@ -88,7 +95,7 @@ std::shared_ptr<nn::Module> load_model(const std::string& path, const LoadOption
   model->load_state_dict(weights);
   model->eval();
   model->to(options.device);
-  return model;
+  return {model, {.tokenizer = meta["tokenizer"]}};
 }
 
 }  // namespace anvil::io

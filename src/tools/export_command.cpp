@@ -11,6 +11,7 @@
 
 #include "anvil/anvil.h"
 #include "anvil/core/file.h"
+#include "anvil/text/tokenizer.h"
 #include "tools/commands.h"
 
 namespace anvil::tools {
@@ -181,8 +182,12 @@ int export_command(const ExportArgs& a) {
   }
   const std::string out = a.output.empty() ? default_output(a) : a.output;
   if (fs::path(out).has_parent_path()) fs::create_directories(fs::path(out).parent_path());
+  // A language model's run carries its tokenizer into the file.
+  io::ModelFileExtras extras;
+  if (!s.run_dir.empty() && fs::exists(fs::path(s.run_dir) / "tokenizer.json"))
+    extras.tokenizer = text::load_tokenizer(s.run_dir + "/tokenizer.json")->to_json().dump();
   if (a.format == "anvil")
-    io::save_model(arch, *model, out);
+    io::save_model(arch, *model, out, extras);
   else
     io::save_safetensors(model->state_dict(), out, {{"format", "pt"}});
 

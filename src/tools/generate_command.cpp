@@ -19,17 +19,23 @@ int generate_command(const GenerateArgs& a) {
   ANVIL_CHECK(a.run.empty() != a.model.empty(), ValueError,
               "anvil generate: give either --run DIR or --model FILE, ",
               a.run.empty() ? "got neither" : "got both");
-  std::shared_ptr<nn::Module> module = a.run.empty() ? io::load_model(a.model) : model_of_run(a.run, "anvil generate");
-  auto* gpt = dynamic_cast<nn::GPT*>(module.get());
+  io::ModelFile file = a.run.empty() ? io::load_model_file(a.model)
+                                     : io::ModelFile{model_of_run(a.run, "anvil generate"), {}};
+  auto* gpt = dynamic_cast<nn::GPT*>(file.model.get());
   ANVIL_CHECK(gpt != nullptr, ValueError, "anvil generate: ",
               a.run.empty() ? "'" + a.model + "'" : "run '" + a.run + "'",
               " holds no GPT (a language model trained with --model gpt)");
-  const std::string tok_path =
-      !a.tokenizer.empty() ? a.tokenizer : a.run.empty() ? std::string() : a.run + "/tokenizer.json";
-  ANVIL_CHECK(!tok_path.empty(), ValueError,
-              "anvil generate: --model needs --tokenizer (the run's tokenizer.json, or a "
-              "directory with GPT-2's vocab.json and merges.txt)");
-  std::unique_ptr<text::Tokenizer> tok = text::load_tokenizer(tok_path);
+  // --tokenizer, else the model file's own, else the run's tokenizer.json.
+  std::unique_ptr<text::Tokenizer> tok;
+  if (!a.tokenizer.empty())
+    tok = text::load_tokenizer(a.tokenizer);
+  else if (!file.extras.tokenizer.empty())
+    tok = text::parse_tokenizer(file.extras.tokenizer, a.model);
+  else if (!a.run.empty())
+    tok = text::load_tokenizer(a.run + "/tokenizer.json");
+  ANVIL_CHECK(tok != nullptr, ValueError, "anvil generate: '", a.model,
+              "' holds no tokenizer: give --tokenizer (a tokenizer file, or a directory with "
+              "GPT-2's vocab.json and merges.txt)");
   ANVIL_CHECK(tok->vocab_size() <= gpt->config().vocab_size, ValueError, "anvil generate: the tokenizer's ",
               tok->vocab_size(), " tokens do not fit the model's vocabulary of ",
               gpt->config().vocab_size);

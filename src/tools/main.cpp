@@ -138,7 +138,7 @@ int main(int argc, char** argv) {
   auto* g_run = gen->add_option("--run", ga.run, "run directory of `anvil train --model gpt`");
   gen->add_option("--model", ga.model, "model file written by `anvil export`")->excludes(g_run);
   gen->add_option("--tokenizer", ga.tokenizer,
-                  "tokenizer file or GPT-2 directory (default: the run's tokenizer.json)");
+                  "tokenizer file or GPT-2 directory (default: the model file's, or the run's tokenizer.json)");
   gen->add_option("--prompt", ga.prompt, "text to continue (default: a new line)");
   gen->add_option("--max-new-tokens", ga.max_new_tokens)
       ->capture_default_str()

@@ -8,7 +8,9 @@
 //   auto model = anvil::load_model("cifar.anvil");   // in eval mode, on the CPU
 //   auto gpu = io::load_model("cifar.anvil", {.device = Device(kCUDA, 0), .dtype = kFloat16});
 //
-// File metadata: format "anvil-model", version "1", architecture = Architecture::dump().
+// File metadata: format "anvil-model", version "1", architecture = Architecture::dump(), and
+// for a language model its tokenizer ("tokenizer": the anvil tokenizer document, text/tokenizer.h),
+// so the file alone turns text into tokens and back.
 #pragma once
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -47,9 +49,15 @@ class Architecture {
   nlohmann::json spec_;
 };
 
+// What a model file may hold besides the model.
+struct ModelFileExtras {
+  std::string tokenizer;  // an anvil tokenizer document (Tokenizer::to_json().dump()); "": none
+};
+
 // Writes atomically. Throws ValueError when the model's state dict does not fit `arch`
 // (ShapeError when a weight's shape differs) or `arch` cannot be built.
-void save_model(const Architecture& arch, const nn::Module& model, const std::string& path);
+void save_model(const Architecture& arch, const nn::Module& model, const std::string& path,
+                const ModelFileExtras& extras = {});
 // The same for the registered module `name` built with `args`.
 void save_model(const std::string& name, const nlohmann::json& args, const nn::Module& model,
                 const std::string& path);
@@ -65,6 +73,13 @@ struct LoadOptions {
 // build (such as a module not registered here), and ShapeError/ValueError when the weights do
 // not fit.
 std::shared_ptr<nn::Module> load_model(const std::string& path, const LoadOptions& options = {});
+
+// The model and what else the file holds (text::parse_tokenizer reads extras.tokenizer).
+struct ModelFile {
+  std::shared_ptr<nn::Module> model;
+  ModelFileExtras extras;
+};
+ModelFile load_model_file(const std::string& path, const LoadOptions& options = {});
 
 }  // namespace anvil::io
 
