@@ -8,7 +8,8 @@
 // can reach) within the first epoch. Without a GPU it runs a smaller model on the CPU (on two
 // cores, about 1.5 minutes an epoch).
 //
-// Run: build/examples/gpt_fortunes [epochs] [output.anvil]
+// Run: build/examples/gpt_fortunes [epochs] [output.anvil] [corpus: a directory of fortune
+//      files or one text file; default /usr/share/games/fortunes]
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -57,7 +58,9 @@ int main(int argc, char** argv) {
   const std::string output = argc > 2 ? argv[2] : "gpt_fortunes.anvil";
   manual_seed(0);
 
-  const std::string corpus = load_fortunes("/usr/share/games/fortunes");
+  const fs::path source = argc > 3 ? argv[3] : "/usr/share/games/fortunes";
+  const std::string corpus =
+      fs::is_directory(source) ? load_fortunes(source) : text::load_text(source.string());
   auto tok = text::BPETokenizer::train(corpus, 2048, {.special_tokens = {"<|endoftext|>"}});
   const int64_t context = gpu ? 256 : 128;
   // On the GPU, windows every 64 tokens: overlapping, four times as many as disjoint ones.

@@ -15,10 +15,10 @@ case "$cmd" in
   pack)
     build=${2:-build}
     [ -f "$build/CMakeCache.txt" ] || { echo "gpu_bundle: no build in $build" >&2; exit 1; }
-    # CTest files, the library, the programs and test binaries (not object files).
+    # CTest files, the library, the programs, test binaries and examples (not object files).
     files=$(cd "$build" && find . -name CTestTestfile.cmake -o -name CMakeCache.txt \
       -o -name 'libanvil.so*' -o -name anvil -type f -o -path './tests/test_*' -type f \
-      -o -path './tests/harness/harness_fixtures' -o -path './bench/bench_*' -type f |
+      -o -path './tests/harness/harness_fixtures' -o -path './bench/bench_*' -type f -o -path './examples/*' -type f -perm -u+x |
       grep -v CMakeFiles)
     (cd "$build" && tar czf "$OLDPWD/$bundle" $files)
     echo "gpu_bundle: $(du -h $bundle | cut -f1) in $bundle"
