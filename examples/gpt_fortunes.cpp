@@ -93,8 +93,8 @@ int main(int argc, char** argv) {
   const auto& h = trainer.fit(train_loader, epochs, &val_loader);
   if (!h.empty())
     std::cout << "held-out loss " << *h.last("val_loss") << " ("
-              << (*h.last("val_loss") < entropy ? "below" : "above")
-              << " the unigram entropy " << entropy << ")\n";
+              << (*h.last("val_loss") < entropy ? "below" : "above") << " the unigram entropy "
+              << entropy << ")\n";
 
   model->to(kCPU);
   io::save_model(io::Architecture("gpt", c.to_json()), *model, output,
@@ -102,9 +102,9 @@ int main(int argc, char** argv) {
   std::cout << "saved to " << output << " (anvil generate --model " << output << ")\n\n";
   for (const char* prompt : {"The ", "Q: ", "A computer "}) {
     std::vector<int64_t> ids = tok.encode(prompt);
-    Tensor out = nn::generate(*model, tensor(ids, {1, int64_t(ids.size())}),
-                              {.max_new_tokens = 120, .do_sample = true, .temperature = 0.8,
-                               .top_k = 40, .seed = 1});
+    Tensor out = nn::generate(
+        *model, tensor(ids, {1, int64_t(ids.size())}),
+        {.max_new_tokens = 120, .do_sample = true, .temperature = 0.8, .top_k = 40, .seed = 1});
     std::cout << tok.decode(out.select(0, 0)) << "\n----\n";
   }
   return 0;

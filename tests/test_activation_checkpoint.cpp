@@ -25,9 +25,9 @@ Grads run(bool checkpointed, bool autocast) {
   Tensor y;
   {
     amp::autocast region(DeviceKind::CPU, kBFloat16, autocast);
-    y = checkpointed ? autograd::checkpoint([&](const auto& in) { return segment(in[0], w); },
-                                            {x}, {w})
-                     : segment(x, w);
+    y = checkpointed
+            ? autograd::checkpoint([&](const auto& in) { return segment(in[0], w); }, {x}, {w})
+            : segment(x, w);
   }
   Tensor loss = sum(mul(y.to(kFloat32), y.to(kFloat32)));
   loss.backward();  // outside the autocast region, as a training step runs it

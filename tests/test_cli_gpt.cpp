@@ -61,7 +61,8 @@ TEST_F(CliGpt, TrainsResumesExportsAndGenerates) {
   EXPECT_NE(r.output.find("perplexity"), std::string::npos) << r.output;
 
   // Greedy continuation of the alphabet: learned, and the same every time.
-  const std::string gen = "generate --run " + run + " --prompt abcdefgh --max-new-tokens 8 --greedy";
+  const std::string gen =
+      "generate --run " + run + " --prompt abcdefgh --max-new-tokens 8 --greedy";
   r = run_cli(gen);
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_EQ(r.output, "abcdefghijklmnop\n");
@@ -73,7 +74,8 @@ TEST_F(CliGpt, TrainsResumesExportsAndGenerates) {
   // The exported model file carries the tokenizer and continues as the run does.
   r = run_cli("export --run " + run);
   ASSERT_EQ(r.status, 0) << r.output;
-  r = run_cli("generate --model " + run + "/model.anvil --prompt abcdefgh --max-new-tokens 8 --greedy");
+  r = run_cli("generate --model " + run +
+              "/model.anvil --prompt abcdefgh --max-new-tokens 8 --greedy");
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_EQ(r.output, "abcdefghijklmnop\n");
   // A tokenizer given overrides the file's (here the same one, from the run).
@@ -85,17 +87,18 @@ TEST_F(CliGpt, TrainsResumesExportsAndGenerates) {
 TEST_F(CliGpt, BadArgumentsGiveClearErrors) {
   EXPECT_TRUE(test::fails_with("train --model gpt --quiet --output " + path("x"),
                                {"--model gpt", "text:FILE", "fashion-mnist"}));
-  EXPECT_TRUE(test::fails_with("train --model mlp --data text:" + corpus_ + " --output " + path("x"),
-                               {"--model gpt", "mlp"}));
+  EXPECT_TRUE(
+      test::fails_with("train --model mlp --data text:" + corpus_ + " --output " + path("x"),
+                       {"--model gpt", "mlp"}));
   EXPECT_TRUE(test::fails_with(
       "train --model gpt --data text:" + corpus_ + " --tokenizer bpe:12 --output " + path("x"),
       {"bpe:N", "bpe:12"}));
-  EXPECT_TRUE(test::fails_with("train --model gpt --data text:" + corpus_ +
-                                   " --gpt '{\"layers\": 2}' --output " + path("x"),
-                               {"unknown field \"layers\""}));
-  EXPECT_TRUE(test::fails_with("train --model gpt --data text:" + path("missing.txt") +
-                                   " --output " + path("x"),
-                               {"missing.txt"}));
+  EXPECT_TRUE(test::fails_with(
+      "train --model gpt --data text:" + corpus_ + " --gpt '{\"layers\": 2}' --output " + path("x"),
+      {"unknown field \"layers\""}));
+  EXPECT_TRUE(test::fails_with(
+      "train --model gpt --data text:" + path("missing.txt") + " --output " + path("x"),
+      {"missing.txt"}));
   EXPECT_TRUE(test::fails_with("generate --prompt a", {"--run DIR or --model FILE"}));
   EXPECT_TRUE(test::fails_with("generate --run " + path("nothing"), {"model.json"}));
 }

@@ -34,9 +34,12 @@ nn::GPTConfig tiny(double dropout = 0.0) {
 std::string hf_model(const nn::GPTConfig& c, int seed = 0) {
   return detail::cat(
       "import transformers\n"
-      "torch.manual_seed(", seed, ")\n"
-      "cfg = transformers.GPT2Config(vocab_size=", c.vocab_size, ", n_positions=", c.n_positions,
-      ", n_embd=", c.n_embd, ", n_layer=", c.n_layer, ", n_head=", c.n_head,
+      "torch.manual_seed(",
+      seed,
+      ")\n"
+      "cfg = transformers.GPT2Config(vocab_size=",
+      c.vocab_size, ", n_positions=", c.n_positions, ", n_embd=", c.n_embd, ", n_layer=", c.n_layer,
+      ", n_head=", c.n_head,
       ", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=None, eos_token_id=None)\n"
       "m = transformers.GPT2LMHeadModel(cfg).eval()\n");
 }
@@ -53,7 +56,20 @@ Tensor token_ids(const Shape& s, int64_t vocab, uint64_t seed) {
 }
 
 // The anvil model's state dict in its own order (names as the model lists them).
-StateDict ordered(const nn::Module& m) { return m.state_dict(); }
+// Builds a GPT2LMHeadModel from torch seed `seed`, loads its weights into `model` and returns
+// what `expr` (Python, over m and the input a) gives on that model.
+Tensor with_hf_weights(nn::GPT& model, int seed, const std::string& expr, const Tensor& a) {
+  const StateDict names = model.state_dict();
+  std::vector<Tensor> got = test::TorchOracle::get().run_code(
+      hf_model(model.config(), seed) + "sd = m.state_dict()\nout = [sd[k] for k in " +
+          py_names(names) + "] + [" + expr + "]",
+      {a});
+  StateDict hf;
+  size_t i = 0;
+  for (const auto& [k, v] : names) hf[k] = got[i++];
+  model.load_hf_state_dict(hf);
+  return got.back();
+}
 
 TEST(Gpt, StateDictNamesAndShapesAreHuggingFaces) {
   nn::GPT model(tiny());
@@ -61,7 +77,8 @@ TEST(Gpt, StateDictNamesAndShapesAreHuggingFaces) {
   // torch returns the names as bytes (the oracle's unit), one tensor per name, then the shapes.
   std::vector<Tensor> theirs = test::TorchOracle::get().run_code(
       hf_model(tiny()) +
-      "sd = {k: v for k, v in m.state_dict().items() if not k.endswith(('.attn.bias', '.attn.masked_bias'))}\n"
+      "sd = {k: v for k, v in m.state_dict().items() if not k.endswith(('.attn.bias', "
+      "'.attn.masked_bias'))}\n"
       "out = [torch.tensor(list(','.join(sd).encode()), dtype=torch.uint8)]"
       " + [torch.tensor(list(v.shape)) for v in sd.values()]"
       " + [torch.tensor(sum(p.numel() for p in m.parameters()))]\n");
@@ -92,21 +109,13 @@ TEST(Gpt, HuggingFaceWeightsGiveHuggingFacesLogits) {
   const nn::GPTConfig c = tiny();
   nn::GPT model(c);
   model.eval();
-  StateDict names = ordered(model);
   Tensor ids = token_ids({2, 11}, c.vocab_size, 3);
-  std::vector<Tensor> got = test::TorchOracle::get().run_code(
-      hf_model(c, 1) + "sd = m.state_dict()\nout = [sd[k] for k in " + py_names(names) +
-          "] + [m(a).logits]",
-      {ids});
-  StateDict hf;
-  size_t i = 0;
-  for (const auto& [k, v] : names) hf[k] = got[i++];
-  model.load_hf_state_dict(hf);
+  Tensor want = with_hf_weights(model, 1, "m(a).logits", ids);
   Tensor logits = model.forward(ids);
   EXPECT_EQ(logits.shape(), (Shape{2, 11, c.vocab_size}));
   // float32 on both sides, summed in different orders: 1e-4 relative (the bound), with
   // an absolute floor for logits near zero.
-  EXPECT_TRUE(test::all_close(logits, got.back(), 1e-4, 1e-5));
+  EXPECT_TRUE(test::all_close(logits, want, 1e-4, 1e-5));
 }
 
 TEST(Gpt, LoadsASafetensorsFileHuggingFaceWrote) {
@@ -141,11 +150,13 @@ TEST(Gpt, AnvilWeightsGiveTheSameLogitsAndGradientsInHuggingFace) {
   for (const auto& [k, v] : sd) inputs.push_back(v.detach().clone());
   // Strict loading on the torch side: the names and shapes must be Hugging Face's.
   std::vector<Tensor> got = test::TorchOracle::get().run_code(
-      hf_model(c) + "m.load_state_dict(dict(zip(" + py_names(sd) + ", inputs[2:])), strict=True)\n"
+      hf_model(c) + "m.load_state_dict(dict(zip(" + py_names(sd) +
+          ", inputs[2:])), strict=True)\n"
           "y = m(a).logits\n"
           "F.cross_entropy(y.reshape(-1, y.shape[-1]), b.reshape(-1)).backward()\n"
           "P = dict(m.named_parameters())\n"
-          "out = [y, P['transformer.h.1.attn.c_attn.weight'].grad, P['transformer.wte.weight'].grad,"
+          "out = [y, P['transformer.h.1.attn.c_attn.weight'].grad, "
+          "P['transformer.wte.weight'].grad,"
           " P['transformer.h.0.ln_1.bias'].grad]",
       inputs);
   EXPECT_TRUE(test::all_close(logits, got[0], 1e-4, 1e-5));
@@ -158,19 +169,12 @@ TEST(Gpt, AnvilWeightsGiveTheSameLogitsAndGradientsInHuggingFace) {
 TEST(Gpt, GreedyGenerationIsHuggingFaces) {
   const nn::GPTConfig c = tiny();
   nn::GPT model(c);
-  StateDict names = ordered(model);
   Tensor prompt = token_ids({2, 5}, c.vocab_size, 8);
-  std::vector<Tensor> got = test::TorchOracle::get().run_code(
-      hf_model(c, 3) + "sd = m.state_dict()\nout = [sd[k] for k in " + py_names(names) +
-          "] + [m.generate(a, do_sample=False, max_new_tokens=12, pad_token_id=0)]",
-      {prompt});
-  StateDict hf;
-  size_t i = 0;
-  for (const auto& [k, v] : names) hf[k] = got[i++];
-  model.load_hf_state_dict(hf);
+  Tensor want = with_hf_weights(
+      model, 3, "m.generate(a, do_sample=False, max_new_tokens=12, pad_token_id=0)", prompt);
   Tensor out = nn::generate(model, prompt, {.max_new_tokens = 12});
   EXPECT_EQ(out.shape(), (Shape{2, 17}));
-  EXPECT_EQ(out.to_vector<int64_t>(), got.back().to(kInt64).to_vector<int64_t>());
+  EXPECT_EQ(out.to_vector<int64_t>(), want.to(kInt64).to_vector<int64_t>());
   EXPECT_TRUE(model.is_training());  // generate restores the mode
 }
 
@@ -185,8 +189,8 @@ TEST(Gpt, CachedDecodingGivesTheFullForwardsLogits) {
   nn::KVCache cache = model.make_cache(2, 16);
   // A prompt of 5, one token, a chunk of 3 (its own causal triangle after the cache), 3 singles.
   std::vector<Tensor> parts;
-  for (auto [start, len] : std::vector<std::pair<int64_t, int64_t>>{{0, 5}, {5, 1}, {6, 3}, {9, 1},
-                                                                    {10, 1}, {11, 1}})
+  for (auto [start, len] :
+       std::vector<std::pair<int64_t, int64_t>>{{0, 5}, {5, 1}, {6, 3}, {9, 1}, {10, 1}, {11, 1}})
     parts.push_back(model.forward(ids.narrow(1, start, len), cache));
   EXPECT_EQ(cache.length, 12);
   EXPECT_TRUE(test::all_close(cat(parts, 1), full_logits, 1e-5, 1e-5));
@@ -249,7 +253,8 @@ TEST(Gpt, GradientCheckpointingGivesTheSameGradients) {
     auto a = plain.named_parameters(), b = recomputed.named_parameters();
     ASSERT_EQ(a.size(), b.size());
     for (size_t i = 0; i < a.size(); ++i)
-      EXPECT_TRUE(test::all_close(b[i].second.grad(), a[i].second.grad(), 1e-6, 1e-7)) << a[i].first;
+      EXPECT_TRUE(test::all_close(b[i].second.grad(), a[i].second.grad(), 1e-6, 1e-7))
+          << a[i].first;
   }
 }
 
@@ -274,29 +279,44 @@ TEST(Gpt, BlockGradcheck) {
 }
 
 TEST(Gpt, RegisteredAsGpt) {
-  nn::ModulePtr m = nn::make_module("gpt", {{"vocab_size", 50}, {"n_positions", 8}, {"n_embd", 8},
-                                            {"n_layer", 1}, {"n_head", 2}});
+  nn::ModulePtr m = nn::make_module(
+      "gpt",
+      {{"vocab_size", 50}, {"n_positions", 8}, {"n_embd", 8}, {"n_layer", 1}, {"n_head", 2}});
   auto* gpt = dynamic_cast<nn::GPT*>(m.get());
   ASSERT_NE(gpt, nullptr);
   EXPECT_EQ(gpt->config().vocab_size, 50);
   EXPECT_EQ(gpt->forward(token_ids({1, 8}, 50, 1)).shape(), (Shape{1, 8, 50}));
-  EXPECT_TRUE(test::throws_with<ValueError>([] { nn::make_module("gpt", {{"n_embd", 10}, {"n_head", 3}}); },
-                                            {"n_embd (10)", "n_head (3)"}));
-  EXPECT_TRUE(test::throws_with<ValueError>([] { nn::make_module("gpt", {{"heads", 3}}); },
-                                            {"unknown field \"heads\""}));
+  EXPECT_TRUE(test::throws_with<ValueError>(
+      [] {
+        nn::make_module("gpt", {{"n_embd", 10}, {"n_head", 3}});
+      },
+      {"n_embd (10)", "n_head (3)"}));
+  EXPECT_TRUE(test::throws_with<ValueError>(
+      [] {
+        nn::make_module("gpt", {{"heads", 3}});
+      },
+      {"unknown field \"heads\""}));
 }
 
 TEST(Gpt, BadInput) {
   const nn::GPTConfig c = tiny();
   nn::GPT model(c);
-  EXPECT_TRUE(test::throws_with<ValueError>([&] { model.forward(token_ids({1, 33}, 97, 1)); },
-                                            {"GPT", "33 tokens", "n_positions = 32"}));
+  EXPECT_TRUE(test::throws_with<ValueError>(
+      [&] {
+        model.forward(token_ids({1, 33}, 97, 1));
+      },
+      {"GPT", "33 tokens", "n_positions = 32"}));
   EXPECT_TRUE(test::throws_with<IndexError>(
-      [&] { model.forward(tensor(std::vector<int64_t>{1, 97}, {1, 2})); }, {"97"}));
+      [&] {
+        model.forward(tensor(std::vector<int64_t>{1, 97}, {1, 2}));
+      },
+      {"97"}));
   EXPECT_TRUE(test::throws_with<ShapeError>([&] { model.forward(token_ids({5}, 97, 1)); },
                                             {"GPT", "[batch, sequence]", "[5]"}));
   EXPECT_TRUE(test::throws_with<ValueError>(
-      [&] { nn::generate(model, token_ids({1, 30}, 97, 1), {.max_new_tokens = 3}); },
+      [&] {
+        nn::generate(model, token_ids({1, 30}, 97, 1), {.max_new_tokens = 3});
+      },
       {"generate", "30 tokens", "context of 32"}));
 }
 

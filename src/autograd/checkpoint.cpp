@@ -30,40 +30,41 @@ Tensor checkpoint(const CheckpointFn& fn, const std::vector<Tensor>& inputs,
   const size_t n_inputs = inputs.size();
   std::vector<Tensor> saved_inputs;
   for (const Tensor& x : inputs) saved_inputs.push_back(x.defined() ? x.detach() : Tensor());
-  return record("CheckpointBackward", out, all,
-                [fn, saved_inputs, params, n_inputs, start, &gen, kind, cast, cast_dtype](const Tensor& g) {
-                  // The forward again, from the same inputs and the same random stream.
-                  std::vector<Tensor> xs, wrt;
-                  std::vector<size_t> slot;  // where each of wrt's gradients goes
-                  for (size_t i = 0; i < n_inputs; ++i) {
-                    Tensor x = saved_inputs[i];
-                    if (x.defined() && x.is_floating_point()) {
-                      x = x.detach().requires_grad_();
-                      wrt.push_back(x);
-                      slot.push_back(i);
-                    }
-                    xs.push_back(x);
-                  }
-                  for (size_t i = 0; i < params.size(); ++i)
-                    if (params[i].defined() && params[i].requires_grad()) {
-                      wrt.push_back(params[i]);
-                      slot.push_back(n_inputs + i);
-                    }
-                  const uint64_t now = gen.next_block();
-                  gen.set_next_block(start);
-                  Tensor y;
-                  {
-                    EnableGradGuard enable;
-                    amp::autocast region(kind, cast_dtype, cast);
-                    y = fn(xs);
-                  }
-                  gen.set_next_block(now);
-                  std::vector<Tensor> grads(n_inputs + params.size());
-                  if (!y.requires_grad()) return grads;
-                  std::vector<Tensor> got = grad({y}, wrt, {g});
-                  for (size_t k = 0; k < got.size(); ++k) grads[slot[k]] = got[k];
-                  return grads;
-                });
+  return record(
+      "CheckpointBackward", out, all,
+      [fn, saved_inputs, params, n_inputs, start, &gen, kind, cast, cast_dtype](const Tensor& g) {
+        // The forward again, from the same inputs and the same random stream.
+        std::vector<Tensor> xs, wrt;
+        std::vector<size_t> slot;  // where each of wrt's gradients goes
+        for (size_t i = 0; i < n_inputs; ++i) {
+          Tensor x = saved_inputs[i];
+          if (x.defined() && x.is_floating_point()) {
+            x = x.detach().requires_grad_();
+            wrt.push_back(x);
+            slot.push_back(i);
+          }
+          xs.push_back(x);
+        }
+        for (size_t i = 0; i < params.size(); ++i)
+          if (params[i].defined() && params[i].requires_grad()) {
+            wrt.push_back(params[i]);
+            slot.push_back(n_inputs + i);
+          }
+        const uint64_t now = gen.next_block();
+        gen.set_next_block(start);
+        Tensor y;
+        {
+          EnableGradGuard enable;
+          amp::autocast region(kind, cast_dtype, cast);
+          y = fn(xs);
+        }
+        gen.set_next_block(now);
+        std::vector<Tensor> grads(n_inputs + params.size());
+        if (!y.requires_grad()) return grads;
+        std::vector<Tensor> got = grad({y}, wrt, {g});
+        for (size_t k = 0; k < got.size(); ++k) grads[slot[k]] = got[k];
+        return grads;
+      });
 }
 
 }  // namespace anvil::autograd

@@ -15,8 +15,8 @@ struct LanguageModelArgs {
   // "byte", "bpe:N" (a byte-level BPE of N tokens trained on the corpus) or a tokenizer file
   // (anvil's JSON, or a directory with GPT-2's vocab.json and merges.txt).
   std::string tokenizer = "bpe:1024";
-  int64_t context = 128;     // tokens per training window, and the model's n_positions
-  std::string gpt;           // GPTConfig fields as a JSON object, over the CLI's small defaults
+  int64_t context = 128;        // tokens per training window, and the model's n_positions
+  std::string gpt;              // GPTConfig fields as a JSON object, over the CLI's small defaults
   int64_t sample_tokens = 200;  // a sample of this many tokens is printed after training
 };
 
@@ -27,7 +27,7 @@ struct TrainArgs {
   std::string device = "cpu";
   std::string precision = "fp32";  // fp32, bf16 or fp16 (mixed precision on the device)
   int64_t epochs = 10, batch_size = 128, grad_accum = 1, warmup_epochs = 0;
-  int64_t schedule_epochs = 0;  // the epochs the LR schedule spans (those of the first run)
+  int64_t schedule_epochs = 0;         // the epochs the LR schedule spans (those of the first run)
   int64_t checkpoint_every_steps = 0;  // also checkpoint every N steps, mid-epoch (0: off)
   double lr = 1e-3, weight_decay = 0, clip_grad_norm = 0;
   uint64_t seed = 0;

@@ -22,8 +22,8 @@ int generate_command(const GenerateArgs& a) {
   io::ModelFile file = a.run.empty() ? io::load_model_file(a.model)
                                      : io::ModelFile{model_of_run(a.run, "anvil generate"), {}};
   auto* gpt = dynamic_cast<nn::GPT*>(file.model.get());
-  ANVIL_CHECK(gpt != nullptr, ValueError, "anvil generate: ",
-              a.run.empty() ? "'" + a.model + "'" : "run '" + a.run + "'",
+  ANVIL_CHECK(gpt != nullptr, ValueError,
+              "anvil generate: ", a.run.empty() ? "'" + a.model + "'" : "run '" + a.run + "'",
               " holds no GPT (a language model trained with --model gpt)");
   // --tokenizer, else the model file's own, else the run's tokenizer.json.
   std::unique_ptr<text::Tokenizer> tok;
@@ -36,9 +36,9 @@ int generate_command(const GenerateArgs& a) {
   ANVIL_CHECK(tok != nullptr, ValueError, "anvil generate: '", a.model,
               "' holds no tokenizer: give --tokenizer (a tokenizer file, or a directory with "
               "GPT-2's vocab.json and merges.txt)");
-  ANVIL_CHECK(tok->vocab_size() <= gpt->config().vocab_size, ValueError, "anvil generate: the tokenizer's ",
-              tok->vocab_size(), " tokens do not fit the model's vocabulary of ",
-              gpt->config().vocab_size);
+  ANVIL_CHECK(tok->vocab_size() <= gpt->config().vocab_size, ValueError,
+              "anvil generate: the tokenizer's ", tok->vocab_size(),
+              " tokens do not fit the model's vocabulary of ", gpt->config().vocab_size);
   std::vector<int64_t> ids = tok->encode(a.prompt.empty() ? "\n" : a.prompt);
   const int64_t n = int64_t(ids.size()), context = gpt->config().n_positions;
   ANVIL_CHECK(n < context, ValueError, "anvil generate: the prompt is ", n,

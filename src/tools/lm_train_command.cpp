@@ -27,9 +27,10 @@ using json = nlohmann::json;
 constexpr const char* kEndOfText = "<|endoftext|>";
 
 // --tokenizer: "byte", "bpe:N" (trained on the corpus) or a tokenizer file or GPT-2 directory.
-std::unique_ptr<text::Tokenizer> make_tokenizer(const std::string& spec,
-                                                std::string_view corpus, bool quiet) {
-  if (spec == "byte") return std::make_unique<text::ByteTokenizer>(std::vector<std::string>{kEndOfText});
+std::unique_ptr<text::Tokenizer> make_tokenizer(const std::string& spec, std::string_view corpus,
+                                                bool quiet) {
+  if (spec == "byte")
+    return std::make_unique<text::ByteTokenizer>(std::vector<std::string>{kEndOfText});
   if (spec.rfind("bpe:", 0) == 0) {
     int64_t n = 0;
     try {
@@ -38,9 +39,10 @@ std::unique_ptr<text::Tokenizer> make_tokenizer(const std::string& spec,
       if (used != spec.size() - 4) n = 0;
     } catch (const std::exception&) {
     }
-    ANVIL_CHECK(n > 257, ValueError, "anvil train: --tokenizer bpe:N needs a vocabulary size N > 257, got '",
-                spec, "'");
-    if (!quiet) std::cout << "training a " << n << "-token BPE tokenizer on " << corpus.size() << " bytes\n";
+    ANVIL_CHECK(n > 257, ValueError,
+                "anvil train: --tokenizer bpe:N needs a vocabulary size N > 257, got '", spec, "'");
+    if (!quiet)
+      std::cout << "training a " << n << "-token BPE tokenizer on " << corpus.size() << " bytes\n";
     return std::make_unique<text::BPETokenizer>(
         text::BPETokenizer::train(corpus, n, {.special_tokens = {kEndOfText}}));
   }
@@ -55,8 +57,9 @@ nn::GPTConfig make_config(const LanguageModelArgs& lm, int64_t vocab_size) {
     try {
       over = json::parse(lm.gpt);
     } catch (const json::exception& e) {
-      throw ValueError(detail::cat("anvil train: --gpt must be a JSON object of GPTConfig fields, got '",
-                                   lm.gpt, "': ", e.what()));
+      throw ValueError(
+          detail::cat("anvil train: --gpt must be a JSON object of GPTConfig fields, got '", lm.gpt,
+                      "': ", e.what()));
     }
     ANVIL_CHECK(over.is_object(), ValueError,
                 "anvil train: --gpt must be a JSON object of GPTConfig fields, got '", lm.gpt, "'");
@@ -84,7 +87,8 @@ int lm_train_command(TrainArgs a, const std::string& resume, bool epochs_given) 
               a.model, "')");
   ANVIL_CHECK(a.lm.context > 1, ValueError, "anvil train: --context must be at least 2, got ",
               a.lm.context);
-  const std::string path = text_path(a.data, "anvil train --model gpt"), ckpt_path = a.output + "/checkpoint.safetensors";
+  const std::string path = text_path(a.data, "anvil train --model gpt");
+  const std::string ckpt_path = a.output + "/checkpoint.safetensors";
   manual_seed(a.seed);
   const std::string corpus = text::load_text(path);
   std::unique_ptr<text::Tokenizer> tok = make_tokenizer(a.lm.tokenizer, corpus, a.quiet);
@@ -97,16 +101,9 @@ int lm_train_command(TrainArgs a, const std::string& resume, bool epochs_given) 
               << " parameters; " << split.train->tokens().numel() << " training tokens in "
               << split.train->size() << " windows of " << a.lm.context << "\n";
 
-  std::shared_ptr<optim::Optimizer> opt =
-      optim::make_optimizer(a.optimizer, model->parameters(), a.lr);
-  if (a.weight_decay > 0)
-    for (auto& g : opt->param_groups()) g.options["weight_decay"] = a.weight_decay;
+  std::shared_ptr<optim::Optimizer> opt = make_run_optimizer(a, model->parameters());
   const std::string loss_name = a.loss.empty() ? "cross_entropy" : a.loss;
-  train::TrainerOptions to;
-  to.device = Device(a.device);
-  to.grad_accumulation = a.grad_accum;
-  to.clip_grad_norm = a.clip_grad_norm;
-  if (a.precision != "fp32") to.mixed_precision = a.precision == "bf16" ? kBFloat16 : kFloat16;
+  train::TrainerOptions to = run_trainer_options(a);
   to.metrics = a.metrics;  // none by default: loss and perplexity
   train::Trainer trainer(model, opt, nn::make_loss(loss_name), to);
   const io::Architecture arch("gpt", config.to_json());
@@ -117,53 +114,24 @@ int lm_train_command(TrainArgs a, const std::string& resume, bool epochs_given) 
                                               .pin_memory = to.device.is_cuda()});
   std::optional<data::DataLoader> val_loader;
   if (split.val) val_loader.emplace(split.val, data::DataLoaderOptions{.batch_size = a.batch_size});
-  TrainArgs sa = a;
-  sa.epochs = a.schedule_epochs;
-  auto sched = make_scheduler(sa, *opt, (train_loader.size() + a.grad_accum - 1) / a.grad_accum);
-  if (sched)
-    trainer.set_scheduler(sched, a.scheduler == "onecycle"
-                                     ? train::LRSchedulerCallback::Every::Step
-                                     : train::LRSchedulerCallback::Every::Epoch);
+  set_run_scheduler(trainer, a, *opt, train_loader.size());
   fs::create_directories(a.output);
   if (!resume.empty()) {
     trainer.load_checkpoint(ckpt_path);
     if (!a.quiet)
-      std::cout << "resuming " << resume << " after epoch " << trainer.epoch() << " of "
-                << a.epochs << "\n";
+      std::cout << "resuming " << resume << " after epoch " << trainer.epoch() << " of " << a.epochs
+                << "\n";
   } else {
     write_file_atomic(a.output + "/model.json", arch.dump() + "\n");
     tok->save(a.output + "/tokenizer.json");
   }
-  json run = {{"data",
-               {{"source", a.data.source}, {"test_fraction", a.data.test_fraction}, {"seed", a.data.seed}}},
-              {"model", a.model},
-              {"optimizer", a.optimizer},
-              {"lr", a.lr},
-              {"epochs", a.epochs},
-              {"batch_size", a.batch_size},
-              {"seed", a.seed},
-              {"loss", loss_name},
-              {"scheduler", a.scheduler},
-              {"schedule_epochs", a.schedule_epochs},
-              {"weight_decay", a.weight_decay},
-              {"grad_accum", a.grad_accum},
-              {"clip_grad_norm", a.clip_grad_norm},
-              {"warmup_epochs", a.warmup_epochs},
-              {"checkpoint_every_steps", a.checkpoint_every_steps},
-              {"precision", a.precision},
-              {"metrics", a.metrics},
-              {"language_model",
-               {{"context", a.lm.context},
-                {"gpt", config.to_json()},
-                {"sample_tokens", a.lm.sample_tokens}}}};
+  json run = run_json(
+      a, loss_name,
+      {{"source", a.data.source}, {"test_fraction", a.data.test_fraction}, {"seed", a.data.seed}});
+  run["language_model"] = {
+      {"context", a.lm.context}, {"gpt", config.to_json()}, {"sample_tokens", a.lm.sample_tokens}};
   write_file_atomic(a.output + "/run.json", run.dump(2) + "\n");
-  if (!a.quiet) trainer.add_callback(std::make_shared<train::ProgressBar>());
-  trainer.add_callback(std::make_shared<train::HistoryWriter>(a.output + "/history.csv",
-                                                              a.output + "/history.json"));
-  trainer.add_callback(std::make_shared<train::EpochHook>(
-      [&](train::Trainer& t, int64_t, const train::Logs&) { t.save_checkpoint(ckpt_path); }));
-  if (a.checkpoint_every_steps > 0)
-    trainer.add_callback(std::make_shared<StepCheckpoint>(ckpt_path, a.checkpoint_every_steps));
+  add_run_callbacks(trainer, a, ckpt_path);
   trainer.fit_to(train_loader, a.epochs, val_loader ? &*val_loader : nullptr);
 
   model->to(kCPU);

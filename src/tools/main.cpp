@@ -28,7 +28,8 @@ int main(int argc, char** argv) {
   auto* train = app.add_subcommand("train", "train a model and save the run to --output");
   train->add_option("--model", ta.model, "preset (mlp, cnn, linear, gpt) or JSON architecture file")
       ->capture_default_str();
-  train->add_option("--data", ta.data.source, "fashion-mnist, csv:PATH or text:PATH (a language model's corpus)")
+  train->add_option("--data", ta.data.source,
+                    "fashion-mnist, csv:PATH or text:PATH (a language model's corpus)")
       ->capture_default_str();
   train->add_option("--label-column", ta.data.label_column,
                     "CSV label column (name or index; default last)");
@@ -138,13 +139,16 @@ int main(int argc, char** argv) {
   auto* g_run = gen->add_option("--run", ga.run, "run directory of `anvil train --model gpt`");
   gen->add_option("--model", ga.model, "model file written by `anvil export`")->excludes(g_run);
   gen->add_option("--tokenizer", ga.tokenizer,
-                  "tokenizer file or GPT-2 directory (default: the model file's, or the run's tokenizer.json)");
+                  "tokenizer file or GPT-2 directory (default: the model file's, or the run's "
+                  "tokenizer.json)");
   gen->add_option("--prompt", ga.prompt, "text to continue (default: a new line)");
   gen->add_option("--max-new-tokens", ga.max_new_tokens)
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   gen->add_flag("--greedy", ga.greedy, "the most likely token every step instead of sampling");
-  gen->add_option("--temperature", ga.temperature)->capture_default_str()->check(CLI::PositiveNumber);
+  gen->add_option("--temperature", ga.temperature)
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   gen->add_option("--top-k", ga.top_k, "sample from the k most likely tokens (0: all)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);

@@ -12,7 +12,6 @@ namespace anvil::tools {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-
 // Trains (or, with `resume`, continues the run in that directory from its checkpoint).
 // DIR/checkpoint.safetensors is written at the end of every epoch.
 int train_command(TrainArgs a, const std::string& resume, bool epochs_given) {
@@ -27,44 +26,28 @@ int train_command(TrainArgs a, const std::string& resume, bool epochs_given) {
   }
   const std::string ckpt_path = a.output + "/checkpoint.safetensors";
   manual_seed(a.seed);
-  Device device(a.device);
   LoadedData d = load_data(a.data, scaling.is_null() ? nullptr : &scaling);
   nn::ModelBuilder arch = !resume.empty() ? nn::ModelBuilder::load(resume + "/model.json")
                                           : make_architecture(a.model, d);
   auto model = arch.build();
   if (!a.quiet) std::cout << arch.summary();
-  std::shared_ptr<optim::Optimizer> opt =
-      optim::make_optimizer(a.optimizer, model->parameters(), a.lr);
-  if (a.weight_decay > 0)
-    for (auto& g : opt->param_groups()) g.options["weight_decay"] = a.weight_decay;
+  std::shared_ptr<optim::Optimizer> opt = make_run_optimizer(a, model->parameters());
   std::string loss_name = !a.loss.empty()              ? a.loss
                           : d.task == "classification" ? "cross_entropy"
                                                        : "mse";
   std::shared_ptr<nn::Loss> loss = nn::make_loss(loss_name);
-  train::TrainerOptions to;
-  to.device = device;
-  to.grad_accumulation = a.grad_accum;
-  to.clip_grad_norm = a.clip_grad_norm;
-  ANVIL_CHECK(a.precision == "fp32" || a.precision == "bf16" || a.precision == "fp16", ValueError,
-              "anvil train: --precision must be fp32, bf16 or fp16, got '", a.precision, "'");
-  if (a.precision != "fp32") to.mixed_precision = a.precision == "bf16" ? kBFloat16 : kFloat16;
+  train::TrainerOptions to = run_trainer_options(a);
   to.metrics = !a.metrics.empty()           ? a.metrics
                : d.task == "classification" ? std::vector<std::string>{"accuracy"}
                                             : std::vector<std::string>{"rmse", "mae", "r2"};
   train::Trainer trainer(model, opt, loss, to);
   trainer.set_architecture(arch.to_json().dump());
   data::DataLoader train_loader(d.train, {.batch_size = a.batch_size,
-                                         .shuffle = true,
-                                         .seed = a.seed,
-                                         .pin_memory = to.device.is_cuda()});
+                                          .shuffle = true,
+                                          .seed = a.seed,
+                                          .pin_memory = to.device.is_cuda()});
   data::DataLoader test_loader(d.test, {.batch_size = 512});
-  TrainArgs sa = a;
-  sa.epochs = a.schedule_epochs;  // the schedule keeps the length the run started with
-  auto sched = make_scheduler(sa, *opt, (train_loader.size() + a.grad_accum - 1) / a.grad_accum);
-  if (sched)
-    trainer.set_scheduler(sched, a.scheduler == "onecycle"
-                                     ? train::LRSchedulerCallback::Every::Step
-                                     : train::LRSchedulerCallback::Every::Epoch);
+  set_run_scheduler(trainer, a, *opt, train_loader.size());
   fs::create_directories(a.output);
   if (!resume.empty()) {
     trainer.load_checkpoint(ckpt_path);
@@ -75,31 +58,9 @@ int train_command(TrainArgs a, const std::string& resume, bool epochs_given) {
     arch.save(a.output + "/model.json");
   }
   // Written before training, so that an interrupted run can be resumed.
-  json run = {{"data", data_json(a.data, d)},
-              {"model", a.model},
-              {"optimizer", a.optimizer},
-              {"lr", a.lr},
-              {"epochs", a.epochs},
-              {"batch_size", a.batch_size},
-              {"seed", a.seed},
-              {"loss", loss_name},
-              {"scheduler", a.scheduler},
-              {"schedule_epochs", a.schedule_epochs},
-              {"weight_decay", a.weight_decay},
-              {"grad_accum", a.grad_accum},
-              {"clip_grad_norm", a.clip_grad_norm},
-              {"warmup_epochs", a.warmup_epochs},
-              {"checkpoint_every_steps", a.checkpoint_every_steps},
-              {"precision", a.precision},
-              {"metrics", a.metrics}};
-  write_file_atomic(a.output + "/run.json", run.dump(2) + "\n");
-  if (!a.quiet) trainer.add_callback(std::make_shared<train::ProgressBar>());
-  trainer.add_callback(std::make_shared<train::HistoryWriter>(a.output + "/history.csv",
-                                                              a.output + "/history.json"));
-  trainer.add_callback(std::make_shared<train::EpochHook>(
-      [&](train::Trainer& t, int64_t, const train::Logs&) { t.save_checkpoint(ckpt_path); }));
-  if (a.checkpoint_every_steps > 0)
-    trainer.add_callback(std::make_shared<StepCheckpoint>(ckpt_path, a.checkpoint_every_steps));
+  write_file_atomic(a.output + "/run.json",
+                    run_json(a, loss_name, data_json(a.data, d)).dump(2) + "\n");
+  add_run_callbacks(trainer, a, ckpt_path);
   trainer.fit_to(train_loader, a.epochs, &test_loader);
 
   // The run directory: architecture, weights, and how the data was prepared.

@@ -58,4 +58,64 @@ TrainArgs args_of_run(const std::string& dir, const TrainArgs& cmdline, bool epo
   return a;
 }
 
+std::shared_ptr<optim::Optimizer> make_run_optimizer(const TrainArgs& a,
+                                                     const std::vector<Tensor>& params) {
+  std::shared_ptr<optim::Optimizer> opt = optim::make_optimizer(a.optimizer, params, a.lr);
+  if (a.weight_decay > 0)
+    for (auto& g : opt->param_groups()) g.options["weight_decay"] = a.weight_decay;
+  return opt;
+}
+
+train::TrainerOptions run_trainer_options(const TrainArgs& a) {
+  train::TrainerOptions to;
+  to.device = Device(a.device);
+  to.grad_accumulation = a.grad_accum;
+  to.clip_grad_norm = a.clip_grad_norm;
+  ANVIL_CHECK(a.precision == "fp32" || a.precision == "bf16" || a.precision == "fp16", ValueError,
+              "anvil train: --precision must be fp32, bf16 or fp16, got '", a.precision, "'");
+  if (a.precision != "fp32") to.mixed_precision = a.precision == "bf16" ? kBFloat16 : kFloat16;
+  return to;
+}
+
+void set_run_scheduler(train::Trainer& trainer, const TrainArgs& a, optim::Optimizer& opt,
+                       int64_t batches_per_epoch) {
+  TrainArgs sa = a;
+  sa.epochs = a.schedule_epochs;  // the schedule keeps the length the run started with
+  auto sched = make_scheduler(sa, opt, (batches_per_epoch + a.grad_accum - 1) / a.grad_accum);
+  if (sched)
+    trainer.set_scheduler(sched, a.scheduler == "onecycle"
+                                     ? train::LRSchedulerCallback::Every::Step
+                                     : train::LRSchedulerCallback::Every::Epoch);
+}
+
+json run_json(const TrainArgs& a, const std::string& loss, json data) {
+  return {{"data", std::move(data)},
+          {"model", a.model},
+          {"optimizer", a.optimizer},
+          {"lr", a.lr},
+          {"epochs", a.epochs},
+          {"batch_size", a.batch_size},
+          {"seed", a.seed},
+          {"loss", loss},
+          {"scheduler", a.scheduler},
+          {"schedule_epochs", a.schedule_epochs},
+          {"weight_decay", a.weight_decay},
+          {"grad_accum", a.grad_accum},
+          {"clip_grad_norm", a.clip_grad_norm},
+          {"warmup_epochs", a.warmup_epochs},
+          {"checkpoint_every_steps", a.checkpoint_every_steps},
+          {"precision", a.precision},
+          {"metrics", a.metrics}};
+}
+
+void add_run_callbacks(train::Trainer& trainer, const TrainArgs& a, const std::string& ckpt) {
+  if (!a.quiet) trainer.add_callback(std::make_shared<train::ProgressBar>());
+  trainer.add_callback(std::make_shared<train::HistoryWriter>(a.output + "/history.csv",
+                                                              a.output + "/history.json"));
+  trainer.add_callback(std::make_shared<train::EpochHook>(
+      [ckpt](train::Trainer& t, int64_t, const train::Logs&) { t.save_checkpoint(ckpt); }));
+  if (a.checkpoint_every_steps > 0)
+    trainer.add_callback(std::make_shared<StepCheckpoint>(ckpt, a.checkpoint_every_steps));
+}
+
 }  // namespace anvil::tools

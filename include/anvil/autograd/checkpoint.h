@@ -20,8 +20,9 @@ using CheckpointFn = std::function<Tensor(const std::vector<Tensor>& inputs)>;
 // reads besides its inputs, such as a module's parameters; they must be listed to get
 // gradients). Random draws inside fn (dropout) repeat exactly in the recomputation: the default
 // generator of the inputs' device is set back to where the forward started (also inside a CUDA
-// graph capture), and so does the autocast state of their device. fn must be deterministic otherwise and must not change its inputs. Without
-// grad mode, or when nothing requires grad, this is fn(inputs).
+// graph capture), and so does the autocast state of their device. fn must be deterministic
+// otherwise and must not change its inputs. Without grad mode, or when nothing requires grad, this
+// is fn(inputs).
 Tensor checkpoint(const CheckpointFn& fn, const std::vector<Tensor>& inputs,
                   const std::vector<Tensor>& params = {});
 

@@ -76,9 +76,10 @@ Tensor pick(const Tensor& logits, const GenerateOptions& o, Generator* gen) {
 }  // namespace
 
 Tensor generate(GPT& model, const Tensor& input_ids, const GenerateOptions& o) {
-  ANVIL_CHECK(input_ids.defined() && input_ids.dim() == 2 && input_ids.size(1) >= 1, ShapeError,
-              "generate: expected input_ids [batch, length >= 1], got ",
-              input_ids.defined() ? "shape " + to_string(input_ids.shape()) : "an undefined tensor");
+  ANVIL_CHECK(
+      input_ids.defined() && input_ids.dim() == 2 && input_ids.size(1) >= 1, ShapeError,
+      "generate: expected input_ids [batch, length >= 1], got ",
+      input_ids.defined() ? "shape " + to_string(input_ids.shape()) : "an undefined tensor");
   const int64_t B = input_ids.size(0), T0 = input_ids.size(1);
   const int64_t context = model.config().n_positions;
   ANVIL_CHECK(o.max_new_tokens >= 0 && T0 + o.max_new_tokens <= context, ValueError,

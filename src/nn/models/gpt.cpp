@@ -37,21 +37,31 @@ GPTConfig GPTConfig::from_json(const nlohmann::json& j) {
                   v.dump());
       field = v.get<bool>();
     };
-    if (k == "vocab_size") integer(c.vocab_size);
-    else if (k == "n_positions") integer(c.n_positions);
-    else if (k == "n_embd") integer(c.n_embd);
-    else if (k == "n_layer") integer(c.n_layer);
-    else if (k == "n_head") integer(c.n_head);
-    else if (k == "dropout") number(c.dropout);
-    else if (k == "layer_norm_epsilon") number(c.layer_norm_epsilon);
-    else if (k == "tie_word_embeddings") boolean(c.tie_word_embeddings);
-    else if (k == "bias") boolean(c.bias);
-    else if (k == "gradient_checkpointing") boolean(c.gradient_checkpointing);
+    if (k == "vocab_size")
+      integer(c.vocab_size);
+    else if (k == "n_positions")
+      integer(c.n_positions);
+    else if (k == "n_embd")
+      integer(c.n_embd);
+    else if (k == "n_layer")
+      integer(c.n_layer);
+    else if (k == "n_head")
+      integer(c.n_head);
+    else if (k == "dropout")
+      number(c.dropout);
+    else if (k == "layer_norm_epsilon")
+      number(c.layer_norm_epsilon);
+    else if (k == "tie_word_embeddings")
+      boolean(c.tie_word_embeddings);
+    else if (k == "bias")
+      boolean(c.bias);
+    else if (k == "gradient_checkpointing")
+      boolean(c.gradient_checkpointing);
     else
-      throw ValueError(detail::cat(
-          "GPTConfig: unknown field \"", k,
-          "\" (known: vocab_size, n_positions, n_embd, n_layer, n_head, dropout, "
-          "layer_norm_epsilon, tie_word_embeddings, bias, gradient_checkpointing)"));
+      throw ValueError(
+          detail::cat("GPTConfig: unknown field \"", k,
+                      "\" (known: vocab_size, n_positions, n_embd, n_layer, n_head, dropout, "
+                      "layer_norm_epsilon, tie_word_embeddings, bias, gradient_checkpointing)"));
   }
   c.validate();
   return c;
@@ -72,7 +82,8 @@ nlohmann::json GPTConfig::to_json() const {
 
 void GPTConfig::validate() const {
   ANVIL_CHECK(vocab_size > 0 && n_positions > 0 && n_embd > 0 && n_layer > 0 && n_head > 0,
-              ValueError, "GPT: expected positive vocab_size, n_positions, n_embd, n_layer and n_head, got ",
+              ValueError,
+              "GPT: expected positive vocab_size, n_positions, n_embd, n_layer and n_head, got ",
               vocab_size, ", ", n_positions, ", ", n_embd, ", ", n_layer, " and ", n_head);
   ANVIL_CHECK(n_embd % n_head == 0, ValueError, "GPT: n_embd (", n_embd,
               ") must be divisible by n_head (", n_head, ")");
@@ -86,7 +97,8 @@ void GPTConfig::validate() const {
 
 Conv1D::Conv1D(int64_t in_features, int64_t out_features, bool with_bias)
     : in_features(in_features), out_features(out_features) {
-  weight = register_parameter("weight", init::normal_(empty({in_features, out_features}), 0.0, 0.02));
+  weight =
+      register_parameter("weight", init::normal_(empty({in_features, out_features}), 0.0, 0.02));
   bias = register_parameter("bias", with_bias ? zeros({out_features}) : Tensor());
 }
 
@@ -238,15 +250,15 @@ Tensor GPT::forward(const Tensor& input_ids) {
 }
 
 Tensor GPT::forward(const Tensor& input_ids, KVCache& cache) {
-  ANVIL_CHECK(cache.keys.size() == size_t(config().n_layer), ValueError,
-              "GPT: the cache holds ", cache.keys.size(), " layers, the model ", config().n_layer,
+  ANVIL_CHECK(cache.keys.size() == size_t(config().n_layer), ValueError, "GPT: the cache holds ",
+              cache.keys.size(), " layers, the model ", config().n_layer,
               " (make it with make_cache)");
   ANVIL_CHECK(input_ids.dim() == 2 && input_ids.size(0) == cache.keys[0].size(0), ValueError,
-              "GPT: the cache is for a batch of ", cache.keys[0].size(0), ", got input_ids of shape ",
-              to_string(input_ids.shape()));
-  ANVIL_CHECK(cache.length + input_ids.size(1) <= cache.capacity(), ValueError, "GPT: ",
-              cache.length + input_ids.size(1), " tokens overflow the cache's capacity of ",
-              cache.capacity());
+              "GPT: the cache is for a batch of ", cache.keys[0].size(0),
+              ", got input_ids of shape ", to_string(input_ids.shape()));
+  ANVIL_CHECK(cache.length + input_ids.size(1) <= cache.capacity(), ValueError,
+              "GPT: ", cache.length + input_ids.size(1),
+              " tokens overflow the cache's capacity of ", cache.capacity());
   Tensor hidden = transformer->forward(input_ids, &cache);
   return linear(hidden, head_weight);
 }

@@ -6,7 +6,8 @@
 //   transformer.h.<i>.attn.c_proj.weight [D, D] / .bias
 //   transformer.h.<i>.ln_2.weight / .bias   transformer.h.<i>.mlp.c_fc.weight [D, 4D] / .bias
 //   transformer.h.<i>.mlp.c_proj.weight [4D, D] / .bias
-//   transformer.ln_f.weight / .bias         lm_head.weight [V, D] (the same tensor as wte's when tied)
+//   transformer.ln_f.weight / .bias         lm_head.weight [V, D] (the same tensor as wte's when
+//   tied)
 //
 // The projections are Hugging Face's Conv1D: weight [in, out], y = x W + b (the transpose of
 // nn::Linear's layout). Each block is pre-norm: x + attn(ln_1(x)), then x + mlp(ln_2(x)), with
