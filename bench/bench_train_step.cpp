@@ -3,7 +3,7 @@
 // and optimizers, and prints one JSON line per workload in the reference's format so that
 // bench/compare.py can put anvil and PyTorch side by side.
 //
-//   build/bench/bench_train_step [mlp cnn resnet18 gpt2] [--device=cuda] [--steps=50] [--warm=15]
+//   build/bench/bench_train_step [mlp cnn resnet18 gpt2 gpt2_ckpt] [--device=cuda] [--steps=50] [--warm=15]
 //                                [--modes=eager,graph] [--tf32=1]
 //                                [--cudnn-benchmark=0]
 //
@@ -77,10 +77,13 @@ Workload resnet18(Device d) {
 // embeddings, no dropout), batch 16 x 1024 tokens, bfloat16 autocast, fused AdamW(6e-4, weight
 // decay 0.1). Model FLOPs per token as nanoGPT and llm.c count them: 6 N for the matrix
 // products of the N parameters (forward and backward), plus 12 L T D for attention.
-Workload gpt2(Device d) {
+// gpt2_ckpt: the same with every block recomputed in the backward (GPTConfig::
+// gradient_checkpointing), for the memory it saves and the time it costs.
+Workload gpt2(Device d, bool checkpointing = false) {
   nn::GPTConfig c;
   c.vocab_size = 50304;
   c.dropout = 0;
+  c.gradient_checkpointing = checkpointing;
   auto m = std::make_shared<nn::GPT>(c);
   m->to(d);
   auto opt = std::make_shared<optim::AdamW>(
@@ -148,7 +151,8 @@ int main(int argc, char** argv) {
   set_allow_tf32(tf32);
   set_cudnn_benchmark(cudnn_benchmark);  // the eager warm-up steps time the convolutions
   for (const auto& name : names) {
-    if (name != "mlp" && name != "cnn" && name != "resnet18" && name != "gpt2") {
+    if (name != "mlp" && name != "cnn" && name != "resnet18" && name != "gpt2" &&
+        name != "gpt2_ckpt") {
       std::printf("{\"workload\": \"%s\", \"mode\": \"anvil-eager\", \"error\": \"not supported yet\"}\n",
                   name.c_str());
       continue;
@@ -158,6 +162,7 @@ int main(int argc, char** argv) {
       Workload w = name == "mlp"    ? mlp(d)
                    : name == "cnn"  ? cnn(d)
                    : name == "gpt2" ? gpt2(d)
+                   : name == "gpt2_ckpt" ? gpt2(d, true)
                                     : resnet18(d);
       Tensor loss = zeros({}, TensorOptions(kFloat32).device(d));
       train::GraphedStep graphed(
