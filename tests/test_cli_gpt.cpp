@@ -74,6 +74,9 @@ TEST_F(CliGpt, TrainsResumesExportsAndGenerates) {
   // The exported model file carries the tokenizer and continues as the run does.
   r = run_cli("export --run " + run);
   ASSERT_EQ(r.status, 0) << r.output;
+  r = run_cli("info " + run + "/model.anvil");
+  EXPECT_NE(r.output.find("tokenizer: byte, 257 tokens, <|endoftext|> = 256"), std::string::npos)
+      << r.output;
   r = run_cli("generate --model " + run +
               "/model.anvil --prompt abcdefgh --max-new-tokens 8 --greedy");
   ASSERT_EQ(r.status, 0) << r.output;

@@ -7,6 +7,8 @@
 #include <map>
 
 #include "anvil/anvil.h"
+#include "anvil/io/model_file.h"
+#include "anvil/text/tokenizer.h"
 #include "tools/commands.h"
 
 namespace anvil::tools {
@@ -54,12 +56,18 @@ std::string architecture_summary(const std::string& text) {
 
 int describe_model(const std::string& path, const StateDict& tensors,
                    std::map<std::string, std::string>& meta) {
-  auto model = io::load_model(path);  // verifies the file and that the weights fit
+  io::ModelFile f = io::load_model_file(path);  // verifies the file and that the weights fit
   std::cout << path << ": anvil model file (format version " << meta["version"] << ", "
             << fs::file_size(path) << " bytes)\n"
             << architecture_summary(meta["architecture"])
-            << "parameters: " << model->num_parameters() << "\n"
+            << "parameters: " << f.model->num_parameters() << "\n"
             << "weights: " << tensors_summary(tensors) << "\n";
+  if (!f.extras.tokenizer.empty()) {
+    auto tok = text::parse_tokenizer(f.extras.tokenizer, path);
+    std::cout << "tokenizer: " << tok->type() << ", " << tok->vocab_size() << " tokens";
+    for (const auto& [name, id] : tok->special_tokens()) std::cout << ", " << name << " = " << id;
+    std::cout << "\n";
+  }
   return 0;
 }
 
