@@ -3,10 +3,11 @@
 // The corpus is every fortune file in /usr/share/games/fortunes (about 2.5 MB of text); a
 // 2048-token byte-level BPE is trained on it, and a GPT of 6 layers, 6 heads and width 384
 // (nanoGPT's "baby GPT", 11M parameters) over 256-token windows learns it with AdamW, bf16
-// autocast and the whole step in one CUDA graph. On an H100 an epoch takes a few seconds; the
-// held-out loss drops below the corpus's unigram entropy (what a model that ignores the context
-// can reach) within the first epoch. Without a GPU it runs a smaller model on the CPU (on two
-// cores, about 1.5 minutes an epoch).
+// autocast and the whole step in one CUDA graph (not yet timed on a GPU). It prints the
+// held-out loss beside the corpus's unigram entropy (what a model that ignores the context can
+// reach). Without a GPU it runs a smaller model on the CPU: on two cores, one epoch over
+// windows every 64 tokens took 368 s and reached a held-out loss of 4.79 against an entropy
+// of 6.34; the CPU now uses disjoint windows, a quarter as many.
 //
 // Run: build/examples/gpt_fortunes [epochs] [output.anvil] [corpus: a directory of fortune
 //      files or one text file; default /usr/share/games/fortunes]
