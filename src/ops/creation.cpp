@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "backend/random_kernels.h"
+#include "backend/sequence_kernels.h"
 #include "ops/checks.h"
 
 namespace anvil {
@@ -24,6 +25,16 @@ Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.options()); }
 Tensor ones_like(const Tensor& t) { return ones(t.shape(), t.options()); }
 Tensor full_like(const Tensor& t, Scalar value) { return full(t.shape(), value, t.options()); }
 
+namespace {
+// Written on opts' device: a CUDA graph can capture it (a copy from the host it cannot).
+Tensor fill_sequence(int64_t n, const backend::SequenceArgs& args, const TensorOptions& opts) {
+  Tensor r = Tensor::empty({n}, TensorOptions(opts.dtype_).device(opts.device_));
+  backend::sequence_kernels[r.device()](args, r);
+  if (opts.requires_grad_) r.requires_grad_(true);
+  return r;
+}
+}  // namespace
+
 Tensor arange(Scalar end) { return arange(0, end, 1); }
 
 Tensor arange(Scalar start, Scalar end, Scalar step) {
@@ -38,25 +49,14 @@ Tensor arange(Scalar start, Scalar end, Scalar step, TensorOptions opts) {
               "arange: upper bound and larger bound inconsistent with step sign (start ", s,
               ", end ", e, ", step ", st, ")");
   int64_t n = int64_t(std::ceil((e - s) / st));
-  Tensor host = Tensor::empty({n}, TensorOptions(kFloat64));
-  double* p = host.data<double>();
-  for (int64_t i = 0; i < n; ++i) p[i] = s + double(i) * st;
-  Tensor r = host.to(opts.device_, opts.dtype_);
-  if (opts.requires_grad_) r.requires_grad_(true);
-  return r;
+  return fill_sequence(n, {s, st, e, false}, opts);
 }
 
 Tensor linspace(double start, double end, int64_t steps, TensorOptions opts) {
   ANVIL_CHECK(steps >= 0, ValueError, "linspace: number of steps must be non-negative, got ", steps);
-  Tensor host = Tensor::empty({steps}, TensorOptions(kFloat64));
-  double* p = host.data<double>();
   double step = steps > 1 ? (end - start) / double(steps - 1) : 0;
   // Fill from both ends, as PyTorch does, so the last value is exactly `end`.
-  for (int64_t i = 0; i < steps; ++i)
-    p[i] = i < steps / 2 ? start + step * double(i) : end - step * double(steps - 1 - i);
-  Tensor r = host.to(opts.device_, opts.dtype_);
-  if (opts.requires_grad_) r.requires_grad_(true);
-  return r;
+  return fill_sequence(steps, {start, step, end, true}, opts);
 }
 
 Tensor eye(int64_t n, int64_t m, TensorOptions opts) {

@@ -229,6 +229,8 @@ Tensor Trainer::forward_loss(const Tensor& x, const Tensor& y) {
   Tensor out;
   try {
     out = (*model_)(x);
+  } catch (const DeviceError&) {
+    throw;  // not the batch's fault; GraphedStep falls back to eager steps on a capture refusal
   } catch (const Error& err) {
     throw ShapeError(detail::cat("fit: the model cannot take a batch of shape ",
                                  to_string(x.shape()), " (", dtype_name(x.dtype()),
