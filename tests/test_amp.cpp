@@ -8,6 +8,7 @@
 
 #include "anvil/amp/amp.h"
 #include "anvil/optim/optim.h"
+#include "support/autocast_loss.h"
 #include "support/check.h"
 #include "support/optim_cases.h"
 #include "support/oracle.h"
@@ -152,6 +153,18 @@ TEST(Autocast, LowPrecisionResultsAreTheCastOperandsProduct) {
   {
     amp::autocast ac(kCpuKind, kFloat16);
     EXPECT_EQ(values(matmul(a, b)), values(matmul(a.to(kFloat16), b.to(kFloat16))));
+  }
+}
+
+// cross_entropy reads 16-bit logits without a float32 copy; nothing may change for it.
+TEST(Autocast, CrossEntropyOn16BitLogitsGivesTheFloat32CastsLossAndGradient) {
+  for (DType low : {kBFloat16, kFloat16}) {
+    SCOPED_TRACE(dtype_name(low));
+    const test::AutocastLossCheck r = test::autocast_cross_entropy(kCPU, low, 9, 41, 5);
+    EXPECT_EQ(r.fused_loss.dtype(), kFloat32);
+    EXPECT_EQ(r.fused_grad.dtype(), low);
+    EXPECT_EQ(values(r.fused_loss), values(r.cast_loss));
+    EXPECT_EQ(values(r.fused_grad), values(r.cast_grad));
   }
 }
 

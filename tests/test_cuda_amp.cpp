@@ -6,10 +6,12 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <string>
 
 #include "anvil/amp/amp.h"
 #include "anvil/core/cuda_graph.h"
 #include "anvil/optim/optim.h"
+#include "support/autocast_loss.h"
 #include "support/check.h"
 #include "support/optim_cases.h"
 
@@ -106,6 +108,25 @@ TEST_F(CudaAmp, OpsPickTheirDtypes) {
   EXPECT_EQ(matmul(a, b).dtype(), kFloat32);
   amp::autocast cpu_only(DeviceKind::CPU, kBFloat16);  // CUDA tensors: not concerned
   EXPECT_EQ(matmul(a, b).dtype(), kFloat32);
+}
+
+// cross_entropy reads 16-bit logits without a float32 copy: the same loss and gradient bits as
+// the cast, for rows a warp takes and rows of a language model's vocabulary (a block each),
+// and the CPU's values within float32 rounding of the log-sum-exp.
+TEST_F(CudaAmp, CrossEntropyOn16BitLogitsGivesTheFloat32CastsLossAndGradient) {
+  for (DType low : {kBFloat16, kFloat16})
+    for (int64_t classes : {int64_t(41), int64_t(50257)}) {
+      SCOPED_TRACE(std::string(dtype_name(low)) + " classes " + std::to_string(classes));
+      const test::AutocastLossCheck r = test::autocast_cross_entropy(kCUDA, low, 33, classes, 5);
+      EXPECT_EQ(r.fused_loss.dtype(), kFloat32);
+      EXPECT_EQ(r.fused_grad.dtype(), low);
+      EXPECT_EQ(values(r.fused_loss), values(r.cast_loss));
+      EXPECT_EQ(values(r.fused_grad), values(r.cast_grad));
+      const test::AutocastLossCheck cpu = test::autocast_cross_entropy(kCPU, low, 33, classes, 5);
+      EXPECT_TRUE(test::all_close(r.fused_loss.cpu(), cpu.fused_loss, 1e-5, 1e-5));
+      EXPECT_TRUE(test::all_close(r.fused_grad.cpu().to(kFloat32), cpu.fused_grad.to(kFloat32),
+                                  1e-2, 1e-6));
+    }
 }
 
 TEST_F(CudaAmp, GradientsReachFloat32MasterWeights) {

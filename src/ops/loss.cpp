@@ -49,15 +49,10 @@ void check_cross_entropy(const Tensor& logits, const Tensor& target, const Tenso
               "cross_entropy: expected label_smoothing in [0, 1), got ", label_smoothing);
 }
 
-}  // namespace
-
-Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& weight,
-                     Reduction reduction, int64_t ignore_index, double label_smoothing) {
-  if (amp::detail::autocast_active({&logits, &target, &weight}))
-    return amp::detail::run_autocast(
-        amp::detail::CastPolicy::Float32, {logits, target, weight}, [&](const auto& t) {
-          return cross_entropy(t[0], t[1], t[2], reduction, ignore_index, label_smoothing);
-        });
+// The fused kernels on `logits` as they are; the loss comes out in `loss_dtype`.
+Tensor fused_cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& weight,
+                           Reduction reduction, int64_t ignore_index, double label_smoothing,
+                           DType loss_dtype) {
   check_cross_entropy(logits, target, weight, label_smoothing);
   const int64_t cd = logits.dim() == 1 ? 0 : 1;
   const int64_t c = logits.size(cd), m = target.numel();
@@ -92,7 +87,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& w
         out = div(sum(loss), total_weight);  // 0 / 0 = nan when every target is ignored
         break;
     }
-    out = out.to(logits.dtype());
+    out = out.to(loss_dtype);
   }
   // Gradients flow to the logits only (not to the class weights).
   return autograd::record("CrossEntropyBackward", out, {logits},
@@ -114,6 +109,29 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& w
                                 args, gx, grad_loss.contiguous(), x, t, w);
                             return {gx.reshape(moved).permute(inv)};
                           });
+}
+
+}  // namespace
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& weight,
+                     Reduction reduction, int64_t ignore_index, double label_smoothing) {
+  if (amp::detail::autocast_active({&logits, &target, &weight})) {
+    // 16-bit logits go to the kernels as they are: those compute in float32 (or wider) either
+    // way, so this gives the float32 loss, and the gradient rounded to the logits' dtype, that
+    // casting the logits to float32 first would, without a float32 copy of the logits and of
+    // their gradient (for a language model's [tokens, vocab] logits, most of the loss's time).
+    if (logits.dtype() == kBFloat16 || logits.dtype() == kFloat16) {
+      amp::detail::AutocastExclude exclude;
+      return fused_cross_entropy(logits, target, weight, reduction, ignore_index,
+                                 label_smoothing, kFloat32);
+    }
+    return amp::detail::run_autocast(
+        amp::detail::CastPolicy::Float32, {logits, target, weight}, [&](const auto& t) {
+          return cross_entropy(t[0], t[1], t[2], reduction, ignore_index, label_smoothing);
+        });
+  }
+  return fused_cross_entropy(logits, target, weight, reduction, ignore_index, label_smoothing,
+                             logits.dtype());
 }
 
 }  // namespace anvil

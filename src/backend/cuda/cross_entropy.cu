@@ -1,9 +1,10 @@
 // CUDA fused cross-entropy (log-softmax + NLL with class weights, ignore_index and label
-// smoothing), forward and backward, one warp or block per row of logits. The log-sum-exp is
-// computed in float for float32 and the 16-bit floats (double for float64); the weighted
-// combination and the outputs are double, as the CPU kernel's. Targets are range-checked on the
-// device (index_check.cuh); a bad one is raised at the next synchronisation, and its row gets
-// a NaN loss and a zero gradient without reading through it.
+// smoothing), forward and backward, one warp or block per row of logits. The log-sum-exp (one
+// pass over the row, as an online softmax) is computed in float for float32 and the 16-bit
+// floats (double for float64); the weighted combination and the outputs are double, as the
+// CPU kernel's. Targets are range-checked on the device (index_check.cuh); a bad one is raised
+// at the next synchronisation, and its row gets a NaN loss and a zero gradient without reading
+// through it.
 #include "backend/cuda/index_check.cuh"
 #include "backend/cuda/math.cuh"
 #include "backend/cuda/reduce.cuh"
@@ -13,16 +14,27 @@ namespace anvil::cuda {
 namespace {
 using backend::CrossEntropyArgs;
 
+// One read of the row (a language model's rows are vocabularies long): each thread keeps the
+// largest value it has seen and the sum of exp(x - that), rescaled when it grows; the team
+// then rescales the threads' sums to the row's maximum. -inf entries add nothing; a NaN makes
+// the sum NaN, as in the CPU's two-pass version.
 template <bool kBlock, class T>
 __device__ inline compute_t<T> log_sum_exp(const T* x, int64_t c) {
   using C = compute_t<T>;
   using Tm = Team<kBlock>;
-  C mx = -INFINITY;
-  for (int64_t j = Tm::lane(); j < c; j += Tm::size()) mx = m_fmax(mx, up(x[j]));
-  mx = team_fmax<kBlock>(mx);
-  C s = 0;
-  for (int64_t j = Tm::lane(); j < c; j += Tm::size()) s += m_exp(up(x[j]) - mx);
-  return mx + m_log(team_sum<kBlock>(s));
+  C mx = -INFINITY, s = 0;
+  for (int64_t j = Tm::lane(); j < c; j += Tm::size()) {
+    const C v = up(x[j]);
+    if (v > mx) {
+      s = s * m_exp(mx - v) + C(1);
+      mx = v;
+    } else if (v != C(-INFINITY)) {
+      s += m_exp(v - mx);
+    }
+  }
+  const C top = team_fmax<kBlock>(mx);
+  s = mx == C(-INFINITY) ? C(0) : s * m_exp(mx - top);
+  return top + m_log(team_sum<kBlock>(s));
 }
 
 template <bool kBlock, class T>
