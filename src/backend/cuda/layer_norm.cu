@@ -246,18 +246,32 @@ __global__ void __launch_bounds__(kReduceThreads)
   }
 }
 
-// The parameter gradients: each column's partials added in block order.
+// The parameter gradients: each column's partials added in a fixed order, so that every run
+// rounds alike. A block takes 32 adjacent columns (one per lane, so the loads coalesce); its
+// warps take every kParamWarps-th block's partials, and their sums are added in warp order.
+constexpr int kParamWarps = kThreads / 32;
 template <int S, class C>
 __global__ void norm_param_grads_kernel(const C* partials, int64_t blocks, int64_t n, C* dw,
                                         C* db) {
-  ANVIL_GRID_STRIDE(j, n) {
-    C sw = 0, sb = 0;
-    for (int64_t p = 0; p < blocks; ++p) {
-      sw += partials[p * S * n + j];
-      if constexpr (S > 1) sb += partials[(p * S + 1) * n + j];
-    }
-    if (dw) dw[j] = sw;
-    if (db) db[j] = sb;
+  __shared__ C sums[S][kParamWarps][32];
+  const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32;
+  const int64_t j = int64_t(blockIdx.x) * 32 + lane;
+  C acc[S] = {};
+  if (j < n)
+    for (int64_t p = warp; p < blocks; p += kParamWarps)
+#pragma unroll
+      for (int s = 0; s < S; ++s) acc[s] += partials[(p * S + s) * n + j];
+#pragma unroll
+  for (int s = 0; s < S; ++s) sums[s][warp][lane] = acc[s];
+  __syncthreads();
+  if (warp != 0 || j >= n) return;
+  C total[S] = {};
+  for (int w = 0; w < kParamWarps; ++w)
+#pragma unroll
+    for (int s = 0; s < S; ++s) total[s] += sums[s][w][lane];
+  if (dw) dw[j] = total[0];
+  if constexpr (S > 1) {
+    if (db) db[j] = total[1];
   }
 }
 
@@ -351,8 +365,8 @@ void backward(const NormArgs& a, const Tensor& grad_input, const Tensor& grad_we
   });
   ANVIL_CUDA_CHECK(cudaGetLastError());
   if (!params) return;
-  norm_param_grads_kernel<S, C><<<blocks_for(N), kThreads, 0, current_stream()>>>(pp, blocks, N,
-                                                                                  dw, db);
+  norm_param_grads_kernel<S, C><<<unsigned((N + 31) / 32), kThreads, 0, current_stream()>>>(
+      pp, blocks, N, dw, db);
   ANVIL_CUDA_CHECK(cudaGetLastError());
 }
 
