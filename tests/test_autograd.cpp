@@ -112,3 +112,47 @@ TEST(Autograd, LeafGradientIsIndependentMemory) {
   }
   EXPECT_EQ(b.grad().to_vector<float>(), (std::vector<float>{1, 1}));
 }
+
+// Slices' gradients go into their input's gradient in place (autograd::SliceNode): overlapping
+// slices, a step, a use of the whole tensor besides, an intermediate (non-leaf) input, and
+// autograd::grad must all give the float64 sums a dense computation gives.
+TEST(Autograd, SlicesOfOneTensorAddTheirGradients) {
+  const Tensor x0 = test::uniform({6, 5}, 3, -1, 1, kFloat64);
+  const Tensor w = test::uniform({6, 5}, 4, -1, 1, kFloat64);
+  auto loss_of = [&](const Tensor& x) {
+    Tensor h = mul(x, 2.0);  // an intermediate: its buffer is the engine's
+    Tensor l = sum(mul(h.narrow(0, 0, 4), w.narrow(0, 0, 4)));
+    l = add(l, sum(mul(h.narrow(0, 2, 4), w.narrow(0, 1, 4))));  // overlaps the first
+    l = add(l, sum(h.select(1, 3)));
+    l = add(l, sum(mul(h.slice(0, 1, 6, 2), 3.0)));
+    return add(l, sum(mul(h, h)));  // and the whole of h
+  };
+  // d/dx by hand: 2 * (w over rows 0-3, + w rows 1-4 over rows 2-5, + 1 in column 3,
+  // + 3 on rows 1, 3, 5) + 8 x.
+  Tensor want = mul(x0, 8.0);
+  auto add_rows = [&](int64_t row, int64_t n, const Tensor& v) {
+    Tensor part = want.narrow(0, row, n);
+    add_(part, mul(v, 2.0));
+  };
+  add_rows(0, 4, w.narrow(0, 0, 4));
+  add_rows(2, 4, w.narrow(0, 1, 4));
+  Tensor col = want.select(1, 3);
+  add_(col, 2.0);
+  for (int64_t r : {1, 3, 5}) {
+    Tensor row = want.select(0, r);
+    add_(row, 6.0);
+  }
+  Tensor x = x0.clone().requires_grad_();
+  loss_of(x).backward();
+  EXPECT_TRUE(test::all_close(x.grad(), want, 1e-12, 1e-12));
+  Tensor y = x0.clone().requires_grad_();
+  EXPECT_TRUE(test::all_close(autograd::grad({loss_of(y)}, {y})[0], want, 1e-12, 1e-12));
+  // Slices of a leaf: the leaf's .grad is fresh memory, not the engine's buffer.
+  Tensor z = x0.clone().requires_grad_();
+  add(sum(z.narrow(1, 0, 2)), sum(z.narrow(1, 1, 3))).backward();
+  Tensor ones_cols = zeros({6, 5}, kFloat64);
+  Tensor c0 = ones_cols.narrow(1, 0, 2), c1 = ones_cols.narrow(1, 1, 3);
+  add_(c0, 1.0);
+  add_(c1, 1.0);
+  EXPECT_TRUE(equal(z.grad(), ones_cols));
+}

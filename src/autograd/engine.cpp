@@ -50,10 +50,34 @@ void execute(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
     }
   }
   std::unordered_map<Node*, Tensor> buffer;
+  // Buffers that only the engine holds (made by the sums below), which may be added to in place.
+  std::unordered_set<Node*> owned;
   auto deposit = [&](Node* n, const Tensor& g) {
     auto it = buffer.find(n);
-    if (it == buffer.end()) buffer.emplace(n, g);
-    else it->second = add(it->second, g);
+    if (it == buffer.end()) {
+      buffer.emplace(n, g);
+    } else {
+      it->second = add(it->second, g);
+      owned.insert(n);
+    }
+  };
+  // A slice's gradient goes straight into its input's buffer: added in place to one the engine
+  // owns, else into a copy of the buffer there (or zeros), which the engine then owns.
+  auto deposit_slice = [&](const SliceNode& s, const Tensor& g) {
+    Node* nx = s.next[0].get();
+    const Node::InputMeta& meta = s.input_meta[0];
+    auto it = buffer.find(nx);
+    Tensor whole;
+    if (it != buffer.end() && owned.count(nx)) {
+      whole = it->second;
+    } else {
+      whole = Tensor::empty(meta.shape, TensorOptions(meta.dtype).device(g.device()));
+      if (it != buffer.end()) whole.copy_(it->second);
+      else whole.zero_();
+      buffer[nx] = whole;
+      owned.insert(nx);
+    }
+    s.add_into(whole, g.dtype() == meta.dtype ? g : g.to(meta.dtype));
   };
   std::unordered_map<Node*, std::shared_ptr<Node>> owners;  // keeps nodes alive while queued
   std::vector<Node*> ready;
@@ -85,6 +109,7 @@ void execute(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
     if (it != buffer.end()) {  // else no gradient reached n: only its dependants are released
       Tensor g = it->second;
       buffer.erase(it);
+      owned.erase(n);
       if (auto t = n->retained.lock()) t->grad = g;
       if (auto* acc = dynamic_cast<AccumulateGrad*>(n)) {
         if (capture) {
@@ -100,7 +125,9 @@ void execute(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
         if (capture)
           for (size_t k = 0; k < capture->inputs.size(); ++k)
             if (capture->inputs[k].grad_fn().get() == n) capture->results[k] = g;
-        out = n->apply(g);
+        auto* slice = dynamic_cast<SliceNode*>(n);
+        if (slice && slice->next[0]) deposit_slice(*slice, g);
+        else out = n->apply(g);
         if (!retain_graph) n->release();
       }
     }

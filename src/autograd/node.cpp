@@ -1,6 +1,7 @@
 #include "anvil/autograd/node.h"
 
 #include "anvil/autograd/grad_mode.h"
+#include "anvil/ops/creation.h"
 #include "anvil/ops/elementwise.h"
 
 namespace anvil::autograd {
@@ -48,10 +49,26 @@ bool needs_grad(const std::vector<Tensor>& inputs) {
   return false;
 }
 
+std::vector<Tensor> SliceNode::apply(const Tensor& grad_output) {
+  const TensorOptions opts = TensorOptions(input_meta[0].dtype).device(grad_output.device());
+  Tensor whole = zeros(input_meta[0].shape, opts);
+  whole.slice(dim, start, end, step).copy_(grad_output);
+  return {whole};
+}
+
+void SliceNode::add_into(Tensor& whole, const Tensor& grad_output) const {
+  Tensor part = whole.slice(dim, start, end, step);
+  add_(part, grad_output);
+}
+
 Tensor record(const char* name, Tensor out, const std::vector<Tensor>& inputs,
               BackwardFn backward) {
   if (!needs_grad(inputs)) return out;
-  auto node = std::make_shared<FunctionNode>(name, std::move(backward));
+  return record(std::make_shared<FunctionNode>(name, std::move(backward)), std::move(out), inputs);
+}
+
+Tensor record(std::shared_ptr<Node> node, Tensor out, const std::vector<Tensor>& inputs) {
+  if (!needs_grad(inputs)) return out;
   node->next.reserve(inputs.size());
   node->input_meta.reserve(inputs.size());
   for (const Tensor& in : inputs) {

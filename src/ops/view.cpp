@@ -152,16 +152,9 @@ Tensor Tensor::slice(int64_t dim_in, int64_t start, int64_t end, int64_t step) c
   Strides st = strides();
   s[d] = (end - start + step - 1) / step;
   st[d] *= step;
-  Shape in_shape = shape();
-  DType dt = dtype();
-  Device dev = device();
-  return autograd::record(
-      "SliceBackward", as_view(*this, s, st, offset() + start * strides()[d]), {*this},
-      [in_shape, dt, dev, d, start, end, step](const Tensor& g) -> std::vector<Tensor> {
-        Tensor r = zeros(in_shape, TensorOptions(dt).device(dev));
-        r.slice(d, start, end, step).copy_(g);
-        return {r};
-      });
+  Tensor out = as_view(*this, s, st, offset() + start * strides()[d]);
+  if (!autograd::needs_grad({this})) return out;
+  return autograd::record(std::make_shared<autograd::SliceNode>(d, start, end, step), out, {*this});
 }
 
 Tensor Tensor::narrow(int64_t dim_in, int64_t start, int64_t length) const {

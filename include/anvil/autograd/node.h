@@ -63,6 +63,21 @@ class FunctionNode : public Node {
   BackwardFn fn_;
 };
 
+// The backward of Tensor::slice (and so of narrow, select, split and chunk): the gradient of
+// the slice is placed in zeros of the input's shape. The engine knows it: when several slices
+// of one tensor get gradients (q, k and v cut from one projection, an LSTM's gates), it adds
+// each into the input's gradient buffer in place instead of making a full-size tensor per
+// slice and summing those.
+class SliceNode : public Node {
+ public:
+  SliceNode(int64_t dim, int64_t start, int64_t end, int64_t step)
+      : Node("SliceBackward"), dim(dim), start(start), end(end), step(step) {}
+  std::vector<Tensor> apply(const Tensor& grad_output) override;
+  // `whole` (the input's shape) gets grad_output added over the slice.
+  void add_into(Tensor& whole, const Tensor& grad_output) const;
+  const int64_t dim, start, end, step;
+};
+
 // True when grad mode is on and any input requires grad: then the op must record.
 bool needs_grad(std::initializer_list<const Tensor*> inputs);
 bool needs_grad(const std::vector<Tensor>& inputs);
@@ -71,6 +86,8 @@ bool needs_grad(const std::vector<Tensor>& inputs);
 // one gradient per input (same order; undefined where none). Does nothing when no input
 // requires grad or grad mode is off. Returns `out`.
 Tensor record(const char* name, Tensor out, const std::vector<Tensor>& inputs, BackwardFn backward);
+// The same with a node of the caller's making (its next and input_meta are filled in here).
+Tensor record(std::shared_ptr<Node> node, Tensor out, const std::vector<Tensor>& inputs);
 
 // Runs backward from `roots` with the given output gradients.
 void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
