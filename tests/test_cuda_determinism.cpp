@@ -1,5 +1,6 @@
-// Deterministic mode on CUDA: convolution gradients are bit-identical run after run, and ops
-// that only have an atomics-based CUDA kernel for floating types refuse to run. Skipped
+// Deterministic mode on CUDA: convolution, embedding and index_select gradients are
+// bit-identical run after run, and ops that only have an atomics-based CUDA kernel for
+// floating types refuse to run. Skipped
 // without a GPU.
 #include "anvil/anvil.h"
 #include "support/check.h"
@@ -45,6 +46,36 @@ TEST_F(CudaDeterminism, ConvolutionGradientsAreBitIdenticalRunAfterRun) {
   EXPECT_TRUE(test::all_close(first[1], xc.grad(), 1e-4, 1e-4));
   EXPECT_TRUE(test::all_close(first[2], wc.grad(), 1e-3, 1e-3));
   EXPECT_TRUE(test::all_close(first[3], bc.grad(), 1e-3, 1e-3));
+}
+
+// The backward of embedding and index_select sums duplicate rows by sorting the index: the
+// same bits twice, float64 sums within one rounding, in float32 and bfloat16, with outer dims
+// (index_select along a middle dim) and many duplicates.
+TEST_F(CudaDeterminism, EmbeddingAndIndexSelectBackwardsAreRepeatable) {
+  manual_seed(3);
+  const Tensor ids = randint(0, 40, {3000}, TensorOptions(kInt64));
+  for (DType dt : {kFloat32, kBFloat16}) {
+    SCOPED_TRACE(dtype_name(dt));
+    const Tensor w = test::uniform({50, 96}, 4, -1, 1, kFloat32).to(dt);
+    const Tensor g = test::uniform({3000, 96}, 5, -1, 1, kFloat32).to(dt);
+    const Tensor x = test::uniform({3, 50, 17}, 6, -1, 1, kFloat32).to(dt);
+    const Tensor gx = test::uniform({3, 3000, 17}, 7, -1, 1, kFloat32).to(dt);
+    auto grads = [&](Device d, DType as) {
+      Tensor wd = w.to(d, as).requires_grad_(), xd = x.to(d, as).requires_grad_();
+      sum(mul(embedding(wd, ids.to(d)), g.to(d, as))).backward();
+      sum(mul(index_select(xd, 1, ids.to(kInt32).to(d)), gx.to(d, as))).backward();
+      return std::vector<Tensor>{wd.grad().cpu(), xd.grad().cpu()};
+    };
+    // The reference: the same values summed in float64 (a 16-bit sum on the CPU rounds at
+    // every add; the CUDA kernel adds in float32 and rounds once).
+    const auto first = grads(kCUDA, dt), second = grads(kCUDA, dt), cpu = grads(kCPU, kFloat64);
+    const double tol = dt == kFloat32 ? 1e-5 : 1e-2;
+    for (size_t i = 0; i < first.size(); ++i) {
+      EXPECT_TRUE(equal(first[i], second[i])) << "gradient " << i;
+      EXPECT_TRUE(test::all_close(first[i].to(kFloat32), cpu[i].to(kFloat32), tol, tol))
+          << "gradient " << i;
+    }
+  }
 }
 
 TEST_F(CudaDeterminism, AtomicFloatingAccumulationRefusesToRun) {

@@ -4,8 +4,10 @@
 // for it, and scatters, which work in place, write nothing at all when the check found one
 // (as the CPU refuses before writing). Gathers copy elements by size; scatters add with
 // atomics, so duplicate indices accumulate in an unspecified order (floating results may
-// differ from the CPU's in the last bits).
+// differ from the CPU's in the last bits), except index_add in deterministic mode, which
+// sorts the index instead (index_add_sorted.h).
 #include "anvil/core/determinism.h"
+#include "backend/cuda/index_add_sorted.h"
 #include "backend/cuda/index_check.cuh"
 #include "backend/index_kernels.h"
 
@@ -161,13 +163,16 @@ void refuse_if_deterministic(const char* op, const Tensor& out) {
 
 void index_add_cuda(const char* op, const Tensor& out, int64_t dim, const Tensor& index,
                     const Tensor& src) {
-  refuse_if_deterministic(op, out);
   DeviceGuard guard(out.device().index);
   const int64_t n = out.shape()[size_t(dim)];
   const RangeCheck check = check_indices(op, index, dim, n);
   const int64_t total = src.numel();
   if (total == 0) return;
   Around g = around(src.shape(), dim);
+  if (are_deterministic_algorithms_enabled() && is_floating(out.dtype())) {
+    index_add_sorted(out, src, index, g.outer, g.k, g.inner, n, check.first);
+    return;
+  }
   ANVIL_DISPATCH_NUMERIC(out.dtype(), op, [&] {
     using T = dev_t<scalar_t>;
     T* y = static_cast<T*>(out.data_ptr());
