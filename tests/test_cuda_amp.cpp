@@ -112,10 +112,11 @@ TEST_F(CudaAmp, OpsPickTheirDtypes) {
 
 // cross_entropy reads 16-bit logits without a float32 copy: the same loss and gradient bits as
 // the cast, for rows a warp takes and rows of a language model's vocabulary (a block each),
-// and the CPU's values within float32 rounding of the log-sum-exp.
+// loaded by whole vectors (sizes divisible by 8) or not, and the CPU's values within float32
+// rounding of the log-sum-exp.
 TEST_F(CudaAmp, CrossEntropyOn16BitLogitsGivesTheFloat32CastsLossAndGradient) {
   for (DType low : {kBFloat16, kFloat16})
-    for (int64_t classes : {int64_t(41), int64_t(50257)}) {
+    for (int64_t classes : {int64_t(41), int64_t(64), int64_t(50257), int64_t(50304)}) {
       SCOPED_TRACE(std::string(dtype_name(low)) + " classes " + std::to_string(classes));
       const test::AutocastLossCheck r = test::autocast_cross_entropy(kCUDA, low, 33, classes, 5);
       EXPECT_EQ(r.fused_loss.dtype(), kFloat32);
@@ -127,6 +128,14 @@ TEST_F(CudaAmp, CrossEntropyOn16BitLogitsGivesTheFloat32CastsLossAndGradient) {
       EXPECT_TRUE(test::all_close(r.fused_grad.cpu().to(kFloat32), cpu.fused_grad.to(kFloat32),
                                   1e-2, 1e-6));
     }
+  // Rows that are not whole aligned vectors (one element into a buffer) are read one element at
+  // a time, in the same order: the same bits.
+  const Tensor x = on_gpu(test::uniform({5, 4096}, 9, -4, 4, kFloat32).to(kBFloat16));
+  const Tensor shifted = empty({5 * 4096 + 1}, x.options()).narrow(0, 1, 5 * 4096).view({5, 4096});
+  shifted.copy_(x);
+  const Tensor t = on_gpu(tensor(std::vector<int64_t>{0, 9, 4095, 17, 300}, {5}));
+  amp::autocast ac(kGpu, kBFloat16);
+  EXPECT_EQ(values(cross_entropy(shifted, t)), values(cross_entropy(x, t)));
 }
 
 TEST_F(CudaAmp, GradientsReachFloat32MasterWeights) {

@@ -8,6 +8,8 @@
 #include "backend/cuda/index_check.cuh"
 #include "backend/cuda/math.cuh"
 #include "backend/cuda/reduce.cuh"
+#include "backend/cuda/scalar_elementwise.h"
+#include "backend/cuda/vec.cuh"
 #include "backend/loss_kernels.h"
 
 namespace anvil::cuda {
@@ -17,27 +19,51 @@ using backend::CrossEntropyArgs;
 // One read of the row (a language model's rows are vocabularies long): each thread keeps the
 // largest value it has seen and the sum of exp(x - that), rescaled when it grows; the team
 // then rescales the threads' sums to the row's maximum. -inf entries add nothing; a NaN makes
-// the sum NaN, as in the CPU's two-pass version.
-template <bool kBlock, class T>
+// the sum NaN, as in the CPU's two-pass version. Lanes take chunks of kChunk elements, loaded
+// as one vector when every row is whole aligned chunks (kVec) and one by one otherwise: the
+// same sums in the same order either way, and for every dtype computed in float, so that
+// 16-bit logits give the bits their float32 cast gives.
+constexpr int kChunk = 8;
+
+template <class C>
+__device__ inline void lse_add(C v, C& mx, C& s) {
+  if (v > mx) {
+    s = s * m_exp(mx - v) + C(1);
+    mx = v;
+  } else if (v != C(-INFINITY)) {
+    s += m_exp(v - mx);
+  }
+}
+
+template <bool kVec, class T>
+__device__ inline Vec<T, kChunk> load_chunk(const T* row, int64_t j, int64_t c) {
+  if constexpr (kVec) {
+    return load_vec<kChunk>(row + j);
+  } else {
+    Vec<T, kChunk> v;
+#pragma unroll
+    for (int k = 0; k < kChunk; ++k) v.v[k] = j + k < c ? row[j + k] : row[j];
+    return v;
+  }
+}
+
+template <bool kBlock, bool kVec, class T>
 __device__ inline compute_t<T> log_sum_exp(const T* x, int64_t c) {
   using C = compute_t<T>;
   using Tm = Team<kBlock>;
   C mx = -INFINITY, s = 0;
-  for (int64_t j = Tm::lane(); j < c; j += Tm::size()) {
-    const C v = up(x[j]);
-    if (v > mx) {
-      s = s * m_exp(mx - v) + C(1);
-      mx = v;
-    } else if (v != C(-INFINITY)) {
-      s += m_exp(v - mx);
-    }
+  for (int64_t j = int64_t(Tm::lane()) * kChunk; j < c; j += int64_t(Tm::size()) * kChunk) {
+    const Vec<T, kChunk> v = load_chunk<kVec>(x, j, c);
+#pragma unroll
+    for (int k = 0; k < kChunk; ++k)
+      if (kVec || j + k < c) lse_add(C(up(v.v[k])), mx, s);
   }
   const C top = team_fmax<kBlock>(mx);
   s = mx == C(-INFINITY) ? C(0) : s * m_exp(mx - top);
   return top + m_log(team_sum<kBlock>(s));
 }
 
-template <bool kBlock, class T>
+template <bool kBlock, bool kVec, class T>
 __global__ void forward_kernel(const T* x, const long long* t, const double* w, double* loss,
                                double* row_weight, int64_t m, int64_t c, long long ignore_index,
                                double e) {
@@ -56,7 +82,7 @@ __global__ void forward_kernel(const T* x, const long long* t, const double* w, 
       continue;
     }
     const T* row = x + i * c;
-    const double lse = double(log_sum_exp<kBlock>(row, c));
+    const double lse = double(log_sum_exp<kBlock, kVec>(row, c));
     const double wt = w ? w[ti] : 1.0;
     double l = -(1 - e) * wt * (double(up(row[ti])) - lse);
     if (e > 0) {
@@ -72,7 +98,7 @@ __global__ void forward_kernel(const T* x, const long long* t, const double* w, 
   }
 }
 
-template <bool kBlock, class T>
+template <bool kBlock, bool kVec, class T>
 __global__ void backward_kernel(const T* x, const long long* t, const double* w, const double* g,
                                 T* gx, int64_t m, int64_t c, long long ignore_index, double e) {
   using Tm = Team<kBlock>;
@@ -83,24 +109,56 @@ __global__ void backward_kernel(const T* x, const long long* t, const double* w,
     for (int64_t j = Tm::lane(); j < c; j += Tm::size()) s += w[j];
     w_sum = team_sum<kBlock>(s);
   }
+  const int64_t first = int64_t(Tm::lane()) * kChunk, stride = int64_t(Tm::size()) * kChunk;
   for (int64_t i = Tm::first_row(); i < m; i += Tm::row_step()) {
     const T* row = x + i * c;
     T* grow = gx + i * c;
     const long long ti = t[i];
+    auto store = [&](int64_t j, const Vec<T, kChunk>& out) {
+      if constexpr (kVec) {
+        store_vec<kChunk>(grow + j, out);
+      } else {
+#pragma unroll
+        for (int k = 0; k < kChunk; ++k)
+          if (j + k < c) grow[j + k] = out.v[k];
+      }
+    };
     if (ti == ignore_index || ti < 0 || ti >= c) {  // a bad target was recorded by the forward
-      for (int64_t j = Tm::lane(); j < c; j += Tm::size()) grow[j] = down<T>(0.0f);
+      Vec<T, kChunk> zero;
+#pragma unroll
+      for (int k = 0; k < kChunk; ++k) zero.v[k] = down<T>(0.0f);
+      for (int64_t j = first; j < c; j += stride) store(j, zero);
       continue;
     }
-    const compute_t<T> lse = log_sum_exp<kBlock>(row, c);
+    const compute_t<T> lse = log_sum_exp<kBlock, kVec>(row, c);
     const double wt = w ? w[ti] : 1.0;
-    const double p_scale = (1 - e) * wt + ec * w_sum;
-    for (int64_t j = Tm::lane(); j < c; j += Tm::size()) {
-      const double p = double(m_exp(up(row[j]) - lse));
-      double d = p * p_scale - ec * (w ? w[j] : 1.0);
-      if (j == ti) d -= (1 - e) * wt;
-      grow[j] = from_double<T>(g[i] * d);
+    const double p_scale = (1 - e) * wt + ec * w_sum, gi = g[i];
+    for (int64_t j = first; j < c; j += stride) {
+      const Vec<T, kChunk> v = load_chunk<kVec>(row, j, c);
+      Vec<T, kChunk> out;
+#pragma unroll
+      for (int k = 0; k < kChunk; ++k) {
+        const double p = double(m_exp(up(v.v[k]) - lse));
+        double d = p * p_scale - ec * (w && j + k < c ? w[j + k] : 1.0);
+        if (j + k == ti) d -= (1 - e) * wt;
+        out.v[k] = from_double<T>(gi * d);
+      }
+      store(j, out);
     }
   }
+}
+
+// Calls f(block, vec): block mode for long rows; whole aligned chunks when every row is.
+template <class T, class F>
+void with_row_layout(const void* x, const void* gx, int64_t c, F&& f) {
+  const bool vec = !scalar_elementwise() && c % kChunk == 0 && aligned_for<T, kChunk>(x) &&
+                   (!gx || aligned_for<T, kChunk>(gx));
+  auto run = [&](auto blk) {
+    if (vec) f(blk, std::true_type{});
+    else f(blk, std::false_type{});
+  };
+  if (c > kWarpRowLimit) run(std::true_type{});
+  else run(std::false_type{});
 }
 
 // Records the first target outside [0, C) other than ignore_index.
@@ -123,17 +181,15 @@ void cross_entropy_cuda(const CrossEntropyArgs& a, const Tensor& loss, const Ten
   const auto* t = static_cast<const long long*>(target.data_ptr());
   auto* l = static_cast<double*>(loss.data_ptr());
   auto* rw = static_cast<double*>(row_weight.data_ptr());
-  const bool block = c > kWarpRowLimit;
-  const int blocks = reduce_blocks(m, block);
   ANVIL_DISPATCH_FLOAT(logits.dtype(), "cross_entropy", [&] {
     using T = dev_t<scalar_t>;
     const T* x = static_cast<const T*>(logits.data_ptr());
-    if (block)
-      forward_kernel<true, T><<<blocks, kReduceThreads, 0, current_stream()>>>(
-          x, t, weight_ptr(weight), l, rw, m, c, a.ignore_index, a.smoothing);
-    else
-      forward_kernel<false, T><<<blocks, kReduceThreads, 0, current_stream()>>>(
-          x, t, weight_ptr(weight), l, rw, m, c, a.ignore_index, a.smoothing);
+    with_row_layout<T>(x, nullptr, c, [&](auto blk, auto vec) {
+      constexpr bool kBlock = decltype(blk)::value;
+      forward_kernel<kBlock, decltype(vec)::value, T>
+          <<<reduce_blocks(m, kBlock), kReduceThreads, 0, current_stream()>>>(
+              x, t, weight_ptr(weight), l, rw, m, c, a.ignore_index, a.smoothing);
+    });
   });
   ANVIL_CUDA_CHECK(cudaGetLastError());
 }
@@ -146,18 +202,16 @@ void cross_entropy_backward_cuda(const CrossEntropyArgs& a, const Tensor& grad_l
   DeviceGuard guard(logits.device().index);
   const auto* t = static_cast<const long long*>(target.data_ptr());
   const auto* g = static_cast<const double*>(grad_loss.data_ptr());
-  const bool block = c > kWarpRowLimit;
-  const int blocks = reduce_blocks(m, block);
   ANVIL_DISPATCH_FLOAT(logits.dtype(), "cross_entropy_backward", [&] {
     using T = dev_t<scalar_t>;
     const T* x = static_cast<const T*>(logits.data_ptr());
     T* gx = static_cast<T*>(grad_logits.data_ptr());
-    if (block)
-      backward_kernel<true, T><<<blocks, kReduceThreads, 0, current_stream()>>>(
-          x, t, weight_ptr(weight), g, gx, m, c, a.ignore_index, a.smoothing);
-    else
-      backward_kernel<false, T><<<blocks, kReduceThreads, 0, current_stream()>>>(
-          x, t, weight_ptr(weight), g, gx, m, c, a.ignore_index, a.smoothing);
+    with_row_layout<T>(x, gx, c, [&](auto blk, auto vec) {
+      constexpr bool kBlock = decltype(blk)::value;
+      backward_kernel<kBlock, decltype(vec)::value, T>
+          <<<reduce_blocks(m, kBlock), kReduceThreads, 0, current_stream()>>>(
+              x, t, weight_ptr(weight), g, gx, m, c, a.ignore_index, a.smoothing);
+    });
   });
   ANVIL_CUDA_CHECK(cudaGetLastError());
 }
