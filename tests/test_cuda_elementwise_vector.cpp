@@ -268,6 +268,37 @@ TEST_F(CudaElementwiseVector, InPlaceIntoViewsOfEveryStart) {
       }
 }
 
+// Views whose last dim is dense take the row walk: a slice of a wider tensor added into in
+// place (autograd's slice gradients), a row broadcast (a bias), rows of a transposed outer
+// pair, and one that does not qualify (last dim 12, not a whole number of 8 or 16 elements
+// for the 16-bit and 8-bit dtypes; one element in).
+TEST_F(CudaElementwiseVector, RowsOfStridedViews) {
+  for (DType dt : {kFloat32, kBFloat16, kFloat16, kInt32, kUInt8})
+    for (int64_t inner : {int64_t(64), int64_t(768), int64_t(12)})
+      for (Start start : kStarts) {
+        Twin wide = make({5, 3, 3 * inner}, start, 13, dt, lo_for(dt), 50);
+        Twin part = make({5, 3, inner}, Start::Aligned, 14, dt, 0, 50);
+        Twin row = make({inner}, Start::Aligned, 15, dt, 0, 50);
+        auto slice_add = [&](const std::vector<Tensor>& t) {
+          Tensor w = t[0].clone();
+          Tensor mid = w.narrow(2, inner, inner);
+          add_(mid, t[1]);
+          return w;
+        };
+        auto broadcast = [&](const std::vector<Tensor>& t) {
+          return mul(t[0].narrow(2, 0, inner), t[1]);
+        };
+        auto transposed = [&](const std::vector<Tensor>& t) {
+          return maximum(t[0].narrow(2, 2 * inner, inner).transpose(0, 1),
+                         t[1].transpose(0, 1));
+        };
+        const std::string what = label({5, 3, inner}, start, dt);
+        EXPECT_TRUE(vector_matches(slice_add, {wide, part}, tol_for(dt))) << what << " slice";
+        EXPECT_TRUE(vector_matches(broadcast, {wide, row}, tol_for(dt))) << what << " row";
+        EXPECT_TRUE(vector_matches(transposed, {wide, part}, tol_for(dt))) << what << " transposed";
+      }
+}
+
 // ---- unary and the activations' gradients -------------------------------------------------
 
 using Unary = std::pair<const char*, std::function<Tensor(const Tensor&)>>;
@@ -411,6 +442,29 @@ TEST_F(CudaElementwiseVector, CastsIntoDestinationsOfEveryStart) {
             << dtype_name(from) << " to " << dtype_name(to) << " " << name_of(start);
       }
     }
+}
+
+// Strided copies whose innermost dim is dense go by whole vectors (attention's head moves,
+// [B, H, T, D] <-> [B, T, H, D]): inner sizes that are and are not whole vectors, starts that
+// are and are not aligned, casts on the way.
+TEST_F(CudaElementwiseVector, StridedCopiesWithADenseInnerDim) {
+  for (DType from : {kFloat32, kBFloat16, kFloat16, kInt64})
+    for (DType to : {kFloat32, kBFloat16})
+      for (int64_t d : {64, 24, 60, 7})
+        for (Start start : kStarts) {
+          Twin x = make({2, 3, 5, d}, start, 22, from, 0, 100);
+          auto f = [&](const std::vector<Tensor>& t) {
+            return t[0].transpose(1, 2).to(to).contiguous();
+          };
+          auto g = [&](const std::vector<Tensor>& t) {  // into a strided destination
+            Tensor out = empty({2, 5, 3, d}, t[0].options().dtype(to)).transpose(1, 2);
+            return out.copy_(t[0]);
+          };
+          const std::string what = std::string(dtype_name(from)) + " to " + dtype_name(to) +
+                                   " inner " + std::to_string(d) + " " + name_of(start);
+          EXPECT_TRUE(vector_matches(f, {x}, {0, 0})) << what;
+          EXPECT_TRUE(vector_matches(g, {x}, {0, 0})) << what << " (strided destination)";
+        }
 }
 
 // ---- dropout ------------------------------------------------------------------------------

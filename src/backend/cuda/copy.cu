@@ -52,8 +52,26 @@ Index32 index32_of(const Pack<2>& p) {
 }
 
 // Vector: both dense and aligned for vec_width<D, S>() elements (vec.cuh); the grid strides
-// over vectors then.
-enum class CopyMode { Vector, Dense, Strided32, Strided64 };
+// over vectors then. StridedVector32: strided, but the innermost merged dim is dense in both
+// and every other stride, the inner size and both pointers are whole vectors (a [B, H, T, 64]
+// attention tensor moved to [B, T, H, 64]); `ix` then counts in vectors.
+enum class CopyMode { Vector, Dense, Strided32, StridedVector32, Strided64 };
+
+// ix's offsets in vectors of V elements, if the copy can go by whole vectors (see CopyMode).
+template <class D, class S>
+bool vectorize_index32(Index32& ix, const Pack<2>& p, const void* dst, const void* src) {
+  constexpr int V = vec_width<D, S>();
+  const int last = p.ndim - 1;
+  if (V == 1 || last < 0 || !aligned_for<D, V>(dst) || !aligned_for<S, V>(src)) return false;
+  if (p.strides[last][0] != 1 || p.strides[last][1] != 1 || p.sizes[last] % V != 0) return false;
+  for (int d = 0; d < last; ++d)
+    for (int k = 0; k < 2; ++k)
+      if (p.strides[d][k] % V != 0) return false;
+  ix.sizes[last] = IntDivider(uint32_t(p.sizes[last] / V));
+  for (int d = 0; d < last; ++d)
+    for (int k = 0; k < 2; ++k) ix.strides[d][k] = uint32_t(p.strides[d][k] / V);
+  return true;
+}
 
 template <class D, class S>
 __global__ void copy_kernel(D* dst, const S* src, int64_t n, CopyMode mode, Index32 ix,
@@ -75,8 +93,10 @@ __global__ void copy_kernel(D* dst, const S* src, int64_t n, CopyMode mode, Inde
     }
   } else if (mode == CopyMode::Dense) {
     ANVIL_GRID_STRIDE(i, n) dst[i] = convert<D>(src[i]);
-  } else if (mode == CopyMode::Strided32) {
-    ANVIL_GRID_STRIDE(i, n) {
+  } else if (mode == CopyMode::Strided32 || mode == CopyMode::StridedVector32) {
+    constexpr int V = vec_width<D, S>();
+    const bool vec = mode == CopyMode::StridedVector32;
+    ANVIL_GRID_STRIDE(i, vec ? n / V : n) {
       uint32_t linear = uint32_t(i), od = 0, os = 0;
       for (int d = ix.ndim - 1; d >= 0; --d) {
         const uint32_t q = ix.sizes[d].div(linear), c = linear - q * ix.sizes[d].divisor();
@@ -84,7 +104,15 @@ __global__ void copy_kernel(D* dst, const S* src, int64_t n, CopyMode mode, Inde
         os += c * ix.strides[d][1];
         linear = q;
       }
-      dst[od] = convert<D>(src[os]);
+      if (vec) {
+        const Vec<S, V> sv = load_vec<V>(src + int64_t(os) * V);
+        Vec<D, V> dv;
+#pragma unroll
+        for (int k = 0; k < V; ++k) dv.v[k] = convert<D>(sv.v[k]);
+        store_vec<V>(dst + int64_t(od) * V, dv);
+      } else {
+        dst[od] = convert<D>(src[os]);
+      }
     }
   } else {
     ANVIL_GRID_STRIDE(i, n) {
@@ -117,12 +145,19 @@ void copy_on_device(const Tensor& dst, const Tensor& src) {
     ANVIL_DISPATCH_ALL(src.dtype(), "copy_", [&] {
       using S = dev_t<scalar_t>;
       constexpr int V = vec_width<D, S>();
-      if (mode == CopyMode::Dense && !scalar_elementwise() &&
+      CopyMode m = mode;
+      Index32 vix = ix;
+      if (m == CopyMode::Dense && !scalar_elementwise() &&
           aligned_for<D, V>(dst.data_ptr()) && aligned_for<S, V>(src.data_ptr()))
-        mode = CopyMode::Vector;
-      const int64_t items = mode == CopyMode::Vector ? (n + V - 1) / V : n;
+        m = CopyMode::Vector;
+      if (m == CopyMode::Strided32 && !scalar_elementwise() &&
+          vectorize_index32<D, S>(vix, p, dst.data_ptr(), src.data_ptr()))
+        m = CopyMode::StridedVector32;
+      const int64_t items = m == CopyMode::Vector ? (n + V - 1) / V
+                            : m == CopyMode::StridedVector32 ? n / V
+                                                             : n;
       copy_kernel<D, S><<<blocks_for(items), kThreads, 0, current_stream()>>>(
-          static_cast<D*>(dst.data_ptr()), static_cast<const S*>(src.data_ptr()), n, mode, ix, p);
+          static_cast<D*>(dst.data_ptr()), static_cast<const S*>(src.data_ptr()), n, m, vix, p);
     });
   });
   ANVIL_CUDA_CHECK(cudaGetLastError());

@@ -149,26 +149,56 @@ __device__ inline void offsets_of(const Pack<N>& p, int64_t linear, int64_t (&of
 enum class Walk : uint8_t {
   Vector,   // out dense, each input dense or a broadcast scalar, all aligned: V per thread
   Dense,    // every operand dense: element i at offset i of each
+  Rows,     // strided, but the last dim dense in every operand and whole aligned vectors
+            // (a slice of a wider tensor, a row broadcast): V per thread, offsets per row
   Strided,  // offsets from the pack
 };
 
 struct WalkPlan {
   Walk walk;
-  unsigned splat;  // Vector: bit k set where input k is a broadcast scalar (read at offset 0)
-  int64_t items;   // what the grid strides over: n elements, or ceil(n / V) vectors
+  unsigned splat;       // Vector: bit k set where input k is a broadcast scalar (read at offset 0)
+  int64_t items;        // what the grid strides over: n elements, or n / V (rounded up) vectors
+  int64_t per_row = 0;  // Rows: vectors in a row of the last dim
 };
+
+// Rows: the offsets in each operand of vector c's first element.
+template <int V, int N>
+__device__ inline void row_vector_offsets(const Pack<N>& p, int64_t c, int64_t per_row,
+                                          int64_t (&off)[N]) {
+  int64_t row = c / per_row;
+  const int64_t col = (c - row * per_row) * V;
+  for (int k = 0; k < N; ++k) off[k] = col;
+  for (int d = p.ndim - 2; d >= 0; --d) {
+    const int64_t q = row / p.sizes[d], r = row - q * p.sizes[d];
+    for (int k = 0; k < N; ++k) off[k] += r * p.strides[d][k];
+    row = q;
+  }
+}
 
 // The walk for the operands of types T... (out first) in pack p of n elements: Vector where
 // the pack is a single run, out and the inputs of stride 1 are aligned for V elements of
-// their type and the others have stride 0; unless the benchmarking switch
+// their type and the others have stride 0; Rows where it has several dims, the last of
+// stride 1 in every operand and a whole number of vectors long, every other stride a whole
+// number of vectors and every operand aligned; unless the benchmarking switch
 // (scalar_elementwise.h) holds the kernels to the scalar walks they had before.
 template <int V, class... T>
 WalkPlan plan_walk(const Pack<int(sizeof...(T))>& p, int64_t n,
                    const std::array<const void*, sizeof...(T)>& ptrs) {
   constexpr int N = int(sizeof...(T));
   const WalkPlan scalar{p.contiguous ? Walk::Dense : Walk::Strided, 0, n};
-  if (p.ndim > 1 || scalar_elementwise()) return scalar;
+  if (scalar_elementwise()) return scalar;
   const size_t access[N] = {vec_access<T, V>()...};
+  if (p.ndim > 1) {
+    const int last = p.ndim - 1;
+    if (p.sizes[last] % V != 0) return scalar;
+    for (int k = 0; k < N; ++k) {
+      if (p.strides[last][k] != 1 || reinterpret_cast<uintptr_t>(ptrs[k]) % access[k] != 0)
+        return scalar;
+      for (int d = 0; d < last; ++d)
+        if (p.strides[d][k] % V != 0) return scalar;
+    }
+    return {Walk::Rows, 0, n / V, p.sizes[last] / V};
+  }
   unsigned splat = 0;
   for (int k = 0; k < N; ++k) {
     const int64_t stride = p.ndim == 0 ? 1 : p.strides[0][k];  // ndim 0: a single element
@@ -201,6 +231,17 @@ __global__ void map1_kernel(WalkPlan w, Pack<2> p, O* out, const A* a, int64_t n
     }
   } else if (w.walk == Walk::Dense) {
     ANVIL_GRID_STRIDE(i, n) out[i] = f(a[i]);
+  } else if (w.walk == Walk::Rows) {
+    constexpr int V = vec_width<O, A>();
+    ANVIL_GRID_STRIDE(c, w.items) {
+      int64_t off[2];
+      row_vector_offsets<V>(p, c, w.per_row, off);
+      const Vec<A, V> x = load_vec<V>(a + off[1]);
+      Vec<O, V> r;
+#pragma unroll
+      for (int k = 0; k < V; ++k) r.v[k] = f(x.v[k]);
+      store_vec<V>(out + off[0], r);
+    }
   } else {
     ANVIL_GRID_STRIDE(i, n) {
       int64_t off[2];
@@ -232,6 +273,18 @@ __global__ void map2_kernel(WalkPlan w, Pack<3> p, O* out, const A* a, const B* 
     }
   } else if (w.walk == Walk::Dense) {
     ANVIL_GRID_STRIDE(i, n) out[i] = f(a[i], b[i]);
+  } else if (w.walk == Walk::Rows) {
+    constexpr int V = vec_width<O, A, B>();
+    ANVIL_GRID_STRIDE(c, w.items) {
+      int64_t off[3];
+      row_vector_offsets<V>(p, c, w.per_row, off);
+      const Vec<A, V> x = load_vec<V>(a + off[1]);
+      const Vec<B, V> y = load_vec<V>(b + off[2]);
+      Vec<O, V> r;
+#pragma unroll
+      for (int k = 0; k < V; ++k) r.v[k] = f(x.v[k], y.v[k]);
+      store_vec<V>(out + off[0], r);
+    }
   } else {
     ANVIL_GRID_STRIDE(i, n) {
       int64_t off[3];
@@ -265,6 +318,19 @@ __global__ void map3_kernel(WalkPlan w, Pack<4> p, O* out, const A* a, const B* 
     }
   } else if (w.walk == Walk::Dense) {
     ANVIL_GRID_STRIDE(i, n) out[i] = f(a[i], b[i], c[i]);
+  } else if (w.walk == Walk::Rows) {
+    constexpr int V = vec_width<O, A, B, C>();
+    ANVIL_GRID_STRIDE(v, w.items) {
+      int64_t off[4];
+      row_vector_offsets<V>(p, v, w.per_row, off);
+      const Vec<A, V> x = load_vec<V>(a + off[1]);
+      const Vec<B, V> y = load_vec<V>(b + off[2]);
+      const Vec<C, V> z = load_vec<V>(c + off[3]);
+      Vec<O, V> r;
+#pragma unroll
+      for (int k = 0; k < V; ++k) r.v[k] = f(x.v[k], y.v[k], z.v[k]);
+      store_vec<V>(out + off[0], r);
+    }
   } else {
     ANVIL_GRID_STRIDE(i, n) {
       int64_t off[4];
