@@ -97,16 +97,18 @@ int main(int argc, char** argv) {
               << (*h.last("val_loss") < entropy ? "below" : "above") << " the unigram entropy "
               << entropy << ")\n";
 
-  model->to(kCPU);
-  io::save_model(io::Architecture("gpt", c.to_json()), *model, output,
-                 {.tokenizer = tok.to_json().dump()});
-  std::cout << "saved to " << output << " (anvil generate --model " << output << ")\n\n";
+  // Samples on the device the model trained on, then the model file (written from the CPU).
+  std::cout << "\n";
   for (const char* prompt : {"The ", "Q: ", "A computer "}) {
     std::vector<int64_t> ids = tok.encode(prompt);
     Tensor out = nn::generate(
-        *model, tensor(ids, {1, int64_t(ids.size())}),
+        *model, tensor(ids, {1, int64_t(ids.size())}).to(to.device),
         {.max_new_tokens = 120, .do_sample = true, .temperature = 0.8, .top_k = 40, .seed = 1});
-    std::cout << tok.decode(out.select(0, 0)) << "\n----\n";
+    std::cout << tok.decode(out.select(0, 0).cpu()) << "\n----\n";
   }
+  model->to(kCPU);
+  io::save_model(io::Architecture("gpt", c.to_json()), *model, output,
+                 {.tokenizer = tok.to_json().dump()});
+  std::cout << "saved to " << output << " (anvil generate --model " << output << ")\n";
   return 0;
 }
