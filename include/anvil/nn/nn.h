@@ -13,6 +13,7 @@
 #include "anvil/nn/normalization.h"
 #include "anvil/nn/pooling.h"
 #include "anvil/nn/positional_encoding.h"
+#include "anvil/nn/rnn.h"
 #include "anvil/nn/sequence_pool.h"
 #include "anvil/nn/sequential.h"
 #include "anvil/nn/shape.h"

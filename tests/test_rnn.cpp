@@ -1,0 +1,260 @@
+// RNN, LSTM and GRU and their cells against torch.nn's (state dicts loaded strictly into torch's
+// modules, so the keys are torch's): outputs, final states, and the gradients of the inputs,
+// initial states and every parameter, across layers, directions, batch_first, proj_size,
+// biases, unbatched inputs; float64 finite differences; initialisation bounds; bad input.
+#include <string>
+#include <vector>
+
+#include "anvil/nn/nn.h"
+#include "support/check.h"
+#include "support/module_oracle.h"
+
+using namespace anvil;
+
+namespace {
+
+using test::ModuleCase;
+
+Tensor rnd(const Shape& s, uint64_t seed, DType dt = kFloat32) {
+  return test::uniform(s, seed, -1, 1, dt);
+}
+
+struct Config {
+  std::string kind;  // "RNN", "RNN_relu", "LSTM", "GRU"
+  int64_t layers = 1;
+  bool bidirectional = false, batch_first = false, bias = true;
+  int64_t proj = 0;
+};
+
+std::string describe(const Config& c) {
+  return c.kind + " layers " + std::to_string(c.layers) + (c.bidirectional ? " bi" : "") +
+         (c.batch_first ? " batch_first" : "") + (c.bias ? "" : " no bias") +
+         (c.proj ? " proj " + std::to_string(c.proj) : "");
+}
+
+std::shared_ptr<nn::RNNBase> make(const Config& c, int64_t in, int64_t hidden) {
+  nn::RNNOptions o{.num_layers = c.layers,
+                   .nonlinearity = c.kind == "RNN_relu" ? "relu" : "tanh",
+                   .bias = c.bias,
+                   .batch_first = c.batch_first,
+                   .bidirectional = c.bidirectional,
+                   .proj_size = c.proj};
+  if (c.kind == "LSTM") return std::make_shared<nn::LSTM>(in, hidden, o);
+  if (c.kind == "GRU") return std::make_shared<nn::GRU>(in, hidden, o);
+  return std::make_shared<nn::RNN>(in, hidden, o);
+}
+
+std::string torch_ctor(const Config& c, int64_t in, int64_t hidden) {
+  const std::string cls = c.kind == "RNN_relu" ? "RNN" : c.kind;
+  std::string s = "torch.nn." + cls + "(" + std::to_string(in) + ", " + std::to_string(hidden) +
+                  ", num_layers=" + std::to_string(c.layers) +
+                  ", bias=" + (c.bias ? "True" : "False") +
+                  ", batch_first=" + (c.batch_first ? "True" : "False") +
+                  ", bidirectional=" + (c.bidirectional ? "True" : "False");
+  if (c.kind == "RNN_relu") s += ", nonlinearity='relu'";
+  if (c.proj) s += ", proj_size=" + std::to_string(c.proj);
+  return s + ")";
+}
+
+// The module against torch's on x (and given initial states when `states`).
+::testing::AssertionResult matches(const Config& c, bool batched, bool states) {
+  const int64_t in = 5, hidden = 6, T = 4, N = 3, D = c.bidirectional ? 2 : 1;
+  const int64_t h_out = c.proj ? c.proj : hidden;
+  manual_seed(11);
+  auto m = make(c, in, hidden);
+  const bool lstm = c.kind == "LSTM";
+  Shape xs = !batched ? Shape{T, in} : c.batch_first ? Shape{N, T, in} : Shape{T, N, in};
+  auto state_shape = [&](int64_t f) {
+    return batched ? Shape{c.layers * D, N, f} : Shape{c.layers * D, f};
+  };
+  ModuleCase mc{.ctor = torch_ctor(c, in, hidden), .call = "", .inputs = {rnd(xs, 1)}};
+  if (states) {
+    mc.inputs.push_back(rnd(state_shape(h_out), 2));
+    if (lstm) mc.inputs.push_back(rnd(state_shape(hidden), 3));
+  }
+  // torch returns (output, h_n) or (output, (h_n, c_n)): flattened for the comparison.
+  const std::string args = !states ? "x[0]" : lstm ? "x[0], (x[1], x[2])" : "x[0], x[1]";
+  mc.call = lstm ? "(lambda r: (r[0], r[1][0], r[1][1]))(m(" + args + "))"
+                 : "(lambda r: (r[0], r[1]))(m(" + args + "))";
+  return test::module_matches_torch(*m, mc, [&](const std::vector<Tensor>& x) {
+    auto [out, h, cn] = states ? (*m)(x[0], x[1], lstm ? x[2] : Tensor()) : (*m)(x[0], {});
+    return std::vector<Tensor>{out, h, cn};  // cn undefined (dropped) but for LSTM
+  });
+}
+
+TEST(Recurrent, MatchesTorchAcrossOptions) {
+  std::vector<Config> configs;
+  for (const char* kind : {"RNN", "RNN_relu", "LSTM", "GRU"}) {
+    configs.push_back({kind});
+    configs.push_back({kind, 2, true, false});
+    configs.push_back({kind, 2, false, true, false});
+    configs.push_back({kind, 3, true, true});
+  }
+  configs.push_back({"LSTM", 1, false, false, true, 4});
+  configs.push_back({"LSTM", 2, true, true, true, 3});
+  for (const Config& c : configs)
+    for (bool states : {false, true}) {
+      EXPECT_TRUE(matches(c, true, states)) << describe(c) << (states ? " with states" : "");
+    }
+  for (const Config& c : {Config{"LSTM", 2, true}, Config{"GRU"}, Config{"RNN"}})
+    EXPECT_TRUE(matches(c, false, true)) << describe(c) << " unbatched";
+}
+
+TEST(Recurrent, StateDictKeysAndShapesAreTorchs) {
+  nn::LSTM lstm(5, 6, {.num_layers = 2, .bidirectional = true, .proj_size = 3});
+  std::vector<std::string> names;
+  for (const auto& [k, v] : lstm.named_parameters()) names.push_back(k + to_string(v.shape()));
+  EXPECT_EQ(names, (std::vector<std::string>{"weight_ih_l0[24, 5]",
+                                             "weight_hh_l0[24, 3]",
+                                             "bias_ih_l0[24]",
+                                             "bias_hh_l0[24]",
+                                             "weight_hr_l0[3, 6]",
+                                             "weight_ih_l0_reverse[24, 5]",
+                                             "weight_hh_l0_reverse[24, 3]",
+                                             "bias_ih_l0_reverse[24]",
+                                             "bias_hh_l0_reverse[24]",
+                                             "weight_hr_l0_reverse[3, 6]",
+                                             "weight_ih_l1[24, 6]",
+                                             "weight_hh_l1[24, 3]",
+                                             "bias_ih_l1[24]",
+                                             "bias_hh_l1[24]",
+                                             "weight_hr_l1[3, 6]",
+                                             "weight_ih_l1_reverse[24, 6]",
+                                             "weight_hh_l1_reverse[24, 3]",
+                                             "bias_ih_l1_reverse[24]",
+                                             "bias_hh_l1_reverse[24]",
+                                             "weight_hr_l1_reverse[3, 6]"}));
+  // torch's initialisation: U(-1/sqrt(H), 1/sqrt(H)) everywhere.
+  nn::GRU gru(7, 16);
+  for (const Tensor& p : gru.parameters()) {
+    EXPECT_LE(amax(abs(p), {}).item<double>(), 0.25);
+    EXPECT_GT(amax(abs(p), {}).item<double>(), 0.2);  // spread over the range, not zeros
+  }
+}
+
+TEST(Recurrent, CellsMatchTorch) {
+  const Tensor x = rnd({3, 5}, 1), h = rnd({3, 6}, 2), c = rnd({3, 6}, 3);
+  manual_seed(4);
+  nn::RNNCell rc(5, 6, true, "relu");
+  EXPECT_TRUE(test::module_matches_torch(
+      rc,
+      {.ctor = "torch.nn.RNNCell(5, 6, nonlinearity='relu')",
+       .call = "m(x[0], x[1])",
+       .inputs = {x, h}},
+      [&](const std::vector<Tensor>& t) { return std::vector<Tensor>{rc.forward(t[0], t[1])}; }));
+  nn::LSTMCell lc(5, 6);
+  EXPECT_TRUE(test::module_matches_torch(
+      lc, {.ctor = "torch.nn.LSTMCell(5, 6)", .call = "m(x[0], (x[1], x[2]))", .inputs = {x, h, c}},
+      [&](const std::vector<Tensor>& t) {
+        auto [h2, c2] = lc.forward(t[0], t[1], t[2]);
+        return std::vector<Tensor>{h2, c2};
+      }));
+  nn::GRUCell gc(5, 6, false);
+  EXPECT_TRUE(test::module_matches_torch(
+      gc, {.ctor = "torch.nn.GRUCell(5, 6, bias=False)", .call = "m(x[0])", .inputs = {x}},
+      [&](const std::vector<Tensor>& t) { return std::vector<Tensor>{gc.forward(t[0])}; }));
+  // Unbatched.
+  EXPECT_TRUE(test::module_matches_torch(
+      gc,
+      {.ctor = "torch.nn.GRUCell(5, 6, bias=False)",
+       .call = "m(x[0], x[1])",
+       .inputs = {rnd({5}, 5), rnd({6}, 6)}},
+      [&](const std::vector<Tensor>& t) { return std::vector<Tensor>{gc.forward(t[0], t[1])}; }));
+}
+
+// Finite differences in float64 through the whole recurrence: inputs, initial states and
+// every weight (through forward_with).
+TEST(Recurrent, GradientsByFiniteDifferences) {
+  for (const Config& c : {Config{"LSTM", 2, true, true, true, 2}, Config{"GRU", 2, true},
+                          Config{"RNN", 1, false, false, false}}) {
+    SCOPED_TRACE(describe(c));
+    manual_seed(5);
+    auto m = make(c, 3, 4);
+    const bool lstm = c.kind == "LSTM";
+    const int64_t d = c.bidirectional ? 2 : 1, h_out = c.proj ? c.proj : 4, sets = c.layers * d;
+    std::vector<Tensor> in = {rnd(c.batch_first ? Shape{2, 3, 3} : Shape{3, 2, 3}, 1, kFloat64),
+                              rnd({sets, 2, h_out}, 2, kFloat64),
+                              lstm ? rnd({sets, 2, 4}, 3, kFloat64) : Tensor()};
+    for (int64_t i = 0; i < sets; ++i) {
+      const nn::RNNBase::Weights& w = m->weights(i / d, i % d);
+      for (const Tensor* t : {&w.w_ih, &w.w_hh, &w.b_ih, &w.b_hh, &w.w_hr})
+        in.push_back(t->defined() ? t->detach().to(kFloat64).requires_grad_() : Tensor());
+    }
+    in[0].requires_grad_();
+    in[1].requires_grad_();
+    if (lstm) in[2].requires_grad_();
+    EXPECT_TRUE(test::gradcheck(
+        [&](const std::vector<Tensor>& t) {
+          std::vector<nn::RNNBase::Weights> ws;
+          for (int64_t i = 0; i < sets; ++i) {
+            const size_t b = 3 + size_t(i) * 5;
+            ws.push_back({t[b], t[b + 1], t[b + 2], t[b + 3], t[b + 4]});
+          }
+          auto [out, h, cn] = m->forward_with(ws, t[0], t[1], t[2]);
+          Tensor total = add(sum(mul(out, out)), sum(h));
+          return lstm ? add(total, sum(mul(cn, 0.5))) : total;
+        },
+        in));
+  }
+}
+
+TEST(Recurrent, BadInputNamesTheLayerAndTheShapes) {
+  nn::LSTM lstm(5, 6, {.num_layers = 2});
+  EXPECT_TRUE(test::throws_with<ShapeError>(
+      [&] {
+        (void)lstm(rnd({4, 3, 7}, 1));
+      },
+      {"LSTM", "5 features", "[4, 3, 7]"}));
+  EXPECT_TRUE(test::throws_with<ShapeError>(
+      [&] {
+        (void)lstm(rnd({2, 4, 3, 5}, 1));
+      },
+      {"LSTM", "[T, N, 5]", "[2, 4, 3, 5]"}));
+  EXPECT_TRUE(test::throws_with<ShapeError>(
+      [&] {
+        (void)lstm.forward(rnd({4, 3, 5}, 1), rnd({1, 3, 6}, 2));
+      },
+      {"LSTM", "h0", "[2, 3, 6]", "[1, 3, 6]"}));
+  EXPECT_TRUE(test::throws_with<ShapeError>(
+      [&] {
+        (void)lstm.forward(rnd({4, 3, 5}, 1), Tensor(), rnd({2, 3, 5}, 2));
+      },
+      {"LSTM", "c0", "[2, 3, 6]", "[2, 3, 5]"}));
+  nn::GRU gru(5, 6);
+  EXPECT_TRUE(test::throws_with<ValueError>(
+      [&] {
+        (void)gru.forward(rnd({4, 3, 5}, 1), Tensor(), rnd({1, 3, 6}, 2));
+      },
+      {"GRU", "c0", "only for LSTM"}));
+  EXPECT_TRUE(test::throws_with<ValueError>([] { nn::GRU(5, 6, {.proj_size = 2}); },
+                                            {"GRU", "proj_size", "only for LSTM"}));
+  EXPECT_TRUE(test::throws_with<ValueError>([] { nn::LSTM(5, 6, {.proj_size = 6}); },
+                                            {"LSTM", "proj_size", "[0, 6)"}));
+  EXPECT_TRUE(test::throws_with<ValueError>([] { nn::RNN(5, 6, {.nonlinearity = "gelu"}); },
+                                            {"RNN", "nonlinearity", "gelu"}));
+  nn::LSTMCell cell(5, 6);
+  EXPECT_TRUE(test::throws_with<ShapeError>(
+      [&] {
+        (void)cell.forward(rnd({3, 5}, 1), rnd({2, 6}, 2), Tensor());
+      },
+      {"LSTMCell", "hx", "[3, 6]", "[2, 6]"}));
+}
+
+TEST(Recurrent, DropoutBetweenLayersOnlyInTraining) {
+  manual_seed(3);
+  nn::GRU gru(4, 8, {.num_layers = 2, .dropout = 0.5});
+  const Tensor x = rnd({5, 2, 4}, 1);
+  gru.eval();
+  const Tensor a = gru(x), b = gru(x);
+  EXPECT_TRUE(equal(a, b));
+  gru.train();
+  EXPECT_FALSE(equal(gru(x), a));
+  // One layer: dropout has nothing to act on (torch warns), so training changes nothing.
+  nn::GRU one(4, 8, {.dropout = 0.5});
+  one.eval();
+  const Tensor e = one(x);
+  one.train();
+  EXPECT_TRUE(equal(one(x), e));
+}
+
+}  // namespace
