@@ -1,7 +1,8 @@
 // RNN, LSTM and GRU and their cells against torch.nn's (state dicts loaded strictly into torch's
 // modules, so the keys are torch's): outputs, final states, and the gradients of the inputs,
 // initial states and every parameter, across layers, directions, batch_first, proj_size,
-// biases, unbatched inputs; float64 finite differences; initialisation bounds; bad input.
+// biases, unbatched inputs, variable lengths (torch's packed sequences); float64 finite
+// differences; initialisation bounds; bad input.
 #include <string>
 #include <vector>
 
@@ -100,6 +101,48 @@ TEST(Recurrent, MatchesTorchAcrossOptions) {
     EXPECT_TRUE(matches(c, false, true)) << describe(c) << " unbatched";
 }
 
+// Variable lengths against torch's pack_padded_sequence(enforce_sorted=False) and
+// pad_packed_sequence: outputs (zeros at padding), each sequence's final states, gradients.
+TEST(Recurrent, LengthsMatchTorchsPackedSequences) {
+  const Tensor lengths = tensor(std::vector<int64_t>{4, 2, 3}, {3});
+  for (const Config& c :
+       {Config{"LSTM", 2, true, true}, Config{"GRU", 1, true, false},
+        Config{"RNN", 2, false, false}, Config{"LSTM", 1, true, false, true, 3}}) {
+    SCOPED_TRACE(describe(c));
+    const int64_t in = 5, hidden = 6, T = 4, N = 3, D = c.bidirectional ? 2 : 1;
+    const int64_t h_out = c.proj ? c.proj : hidden;
+    const bool lstm = c.kind == "LSTM";
+    manual_seed(12);
+    auto m = make(c, in, hidden);
+    const std::string bf = c.batch_first ? "True" : "False";
+    ModuleCase mc{.ctor = torch_ctor(c, in, hidden),
+                  .call = "",
+                  .inputs = {rnd(c.batch_first ? Shape{N, T, in} : Shape{T, N, in}, 1),
+                             rnd({c.layers * D, N, h_out}, 2)}};
+    if (lstm) mc.inputs.push_back(rnd({c.layers * D, N, hidden}, 3));
+    const std::string packed =
+        "torch.nn.utils.rnn.pack_padded_sequence(x[0], [4, 2, 3], batch_first=" + bf +
+        ", enforce_sorted=False)";
+    const std::string unpack =
+        "torch.nn.utils.rnn.pad_packed_sequence(r[0], batch_first=" + bf + ", total_length=4)[0]";
+    mc.call =
+        lstm ? "(lambda r: (" + unpack + ", r[1][0], r[1][1]))(m(" + packed + ", (x[1], x[2])))"
+             : "(lambda r: (" + unpack + ", r[1]))(m(" + packed + ", x[1]))";
+    EXPECT_TRUE(test::module_matches_torch(*m, mc, [&](const std::vector<Tensor>& x) {
+      auto [out, h, cn] = (*m)(x[0], x[1], lstm ? x[2] : Tensor(), lengths);
+      return std::vector<Tensor>{out, h, cn};
+    }));
+  }
+  // Full lengths are no padding at all.
+  manual_seed(3);
+  nn::GRU gru(5, 6, {.bidirectional = true});
+  const Tensor x = rnd({4, 3, 5}, 4);
+  auto [a, ha, ca] = gru(x, {});
+  auto [b, hb, cb] = gru(x, {}, {}, full({3}, 4, TensorOptions(kInt64)));
+  EXPECT_TRUE(equal(a, b));
+  EXPECT_TRUE(equal(ha, hb));
+}
+
 TEST(Recurrent, StateDictKeysAndShapesAreTorchs) {
   nn::LSTM lstm(5, 6, {.num_layers = 2, .bidirectional = true, .proj_size = 3});
   std::vector<std::string> names;
@@ -170,6 +213,8 @@ TEST(Recurrent, GradientsByFiniteDifferences) {
     SCOPED_TRACE(describe(c));
     manual_seed(5);
     auto m = make(c, 3, 4);
+    // The GRU's second sequence is one step of three: its padding must get no gradient.
+    const Tensor lengths = c.kind == "GRU" ? tensor(std::vector<int64_t>{3, 1}, {2}) : Tensor();
     const bool lstm = c.kind == "LSTM";
     const int64_t d = c.bidirectional ? 2 : 1, h_out = c.proj ? c.proj : 4, sets = c.layers * d;
     std::vector<Tensor> in = {rnd(c.batch_first ? Shape{2, 3, 3} : Shape{3, 2, 3}, 1, kFloat64),
@@ -190,7 +235,7 @@ TEST(Recurrent, GradientsByFiniteDifferences) {
             const size_t b = 3 + size_t(i) * 5;
             ws.push_back({t[b], t[b + 1], t[b + 2], t[b + 3], t[b + 4]});
           }
-          auto [out, h, cn] = m->forward_with(ws, t[0], t[1], t[2]);
+          auto [out, h, cn] = m->forward_with(ws, t[0], t[1], t[2], lengths);
           Tensor total = add(sum(mul(out, out)), sum(h));
           return lstm ? add(total, sum(mul(cn, 0.5))) : total;
         },
@@ -220,6 +265,16 @@ TEST(Recurrent, BadInputNamesTheLayerAndTheShapes) {
         (void)lstm.forward(rnd({4, 3, 5}, 1), Tensor(), rnd({2, 3, 5}, 2));
       },
       {"LSTM", "c0", "[2, 3, 6]", "[2, 3, 5]"}));
+  EXPECT_TRUE(test::throws_with<ValueError>(
+      [&] {
+        (void)lstm(rnd({4, 3, 5}, 1), {}, {}, tensor(std::vector<int64_t>{4, 5, 1}, {3}));
+      },
+      {"LSTM", "lengths in [1, 4]", "got 5 for sequence 1"}));
+  EXPECT_TRUE(test::throws_with<ShapeError>(
+      [&] {
+        (void)lstm(rnd({4, 3, 5}, 1), {}, {}, tensor(std::vector<int64_t>{4, 4}, {2}));
+      },
+      {"LSTM", "lengths of shape [3]", "[2]"}));
   nn::GRU gru(5, 6);
   EXPECT_TRUE(test::throws_with<ValueError>(
       [&] {

@@ -108,12 +108,14 @@ const RNNBase::Weights& RNNBase::weights(int64_t layer, int64_t direction) const
 
 Tensor RNNBase::forward(const Tensor& input) { return forward(input, Tensor(), Tensor()).output; }
 
-RNNBase::Output RNNBase::forward(const Tensor& input, const Tensor& h0, const Tensor& c0) {
-  return forward_with(weights_, input, h0, c0);
+RNNBase::Output RNNBase::forward(const Tensor& input, const Tensor& h0, const Tensor& c0,
+                                 const Tensor& lengths) {
+  return forward_with(weights_, input, h0, c0, lengths);
 }
 
 RNNBase::Output RNNBase::forward_with(const std::vector<Weights>& weights, const Tensor& input,
-                                      const Tensor& h0, const Tensor& c0) const {
+                                      const Tensor& h0, const Tensor& c0,
+                                      const Tensor& lengths) const {
   ANVIL_CHECK(weights.size() == weights_.size(), ValueError, name_, ": expected ", weights_.size(),
               " sets of weights (layers x directions), got ", weights.size());
   ANVIL_CHECK(input.defined() && (input.dim() == 2 || input.dim() == 3), ShapeError, name_,
@@ -138,6 +140,24 @@ RNNBase::Output RNNBase::forward_with(const std::vector<Weights>& weights, const
                 shape_text(want), ", got ", to_string(s.shape()));
     return batched ? s : s.unsqueeze(1);
   };
+  // [T, N, 1]: whether step t is one of sequence n's own (undefined: all are).
+  Tensor keep;
+  if (lengths.defined()) {
+    ANVIL_CHECK(
+        batched && lengths.dim() == 1 && lengths.size(0) == N && !lengths.is_floating_point(),
+        ShapeError, name_, ": expected integer lengths of shape [", N,
+        "] (one per sequence of a batched input), got ", dtype_name(lengths.dtype()), " of shape ",
+        to_string(lengths.shape()));
+    const Tensor host = lengths.to(kCPU, kInt64).contiguous();
+    for (int64_t n = 0; n < N; ++n) {
+      const int64_t len = host.data<int64_t>()[n];
+      ANVIL_CHECK(len >= 1 && len <= T, ValueError, name_, ": expected lengths in [1, ", T,
+                  "] (the sequence's steps), got ", len, " for sequence ", n);
+    }
+    const Tensor steps = arange(0, T, 1, TensorOptions(kInt64).device(x.device()));
+    keep = lt(steps.view({T, 1, 1}), host.to(x.device()).view({1, N, 1}));
+  }
+  const Tensor zero = scalar_tensor(0.0, TensorOptions(x.dtype()).device(x.device()));
   const Tensor h_init = state(h0, h_shape, h_out, "h0");
   const Tensor c_init = lstm ? state(c0, c_shape, hidden_size, "c0") : Tensor();
 
@@ -152,8 +172,15 @@ RNNBase::Output RNNBase::forward_with(const std::vector<Weights>& weights, const
       std::vector<Tensor> outs(static_cast<size_t>(T));
       for (int64_t i = 0; i < T; ++i) {
         const int64_t t = dir == 0 ? i : T - 1 - i;
-        s = step(kind, gi.select(0, t), s, w.w_hh, w.b_hh, w.w_hr);
-        outs[size_t(t)] = s.h;
+        const StepState next = step(kind, gi.select(0, t), s, w.w_hh, w.b_hh, w.w_hr);
+        if (keep.defined()) {  // padding keeps the state and outputs zeros
+          const Tensor k = keep.select(0, t);
+          s = {where(k, next.h, s.h), lstm ? where(k, next.c, s.c) : Tensor()};
+          outs[size_t(t)] = where(k, next.h, zero);
+        } else {
+          s = next;
+          outs[size_t(t)] = s.h;
+        }
       }
       directions.push_back(T > 0 ? stack(outs, 0) : empty({0, N, h_out}, x.options()));
       h_last.push_back(s.h);

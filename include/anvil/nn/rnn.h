@@ -51,12 +51,21 @@ class RNNBase : public Module {
   };
 
   // input [T, N, input_size] ([N, T, ...] when batch_first, or unbatched [T, input_size]);
-  // h0 [L * D, N, H_out] and (LSTM) c0 [L * D, N, H], zeros when undefined. Throws ShapeError
-  // naming the layer for an input of the wrong rank or features and for states of the wrong
-  // shape, ValueError for c0 given to an RNN or GRU.
-  Output forward(const Tensor& input, const Tensor& h0, const Tensor& c0 = {});
-  Output operator()(const Tensor& input, const Tensor& h0, const Tensor& c0 = {}) {
-    return forward(input, h0, c0);
+  // h0 [L * D, N, H_out] and (LSTM) c0 [L * D, N, H], zeros when undefined.
+  // lengths (optional, integer [N], in any order): sequence n is its first lengths[n] steps, the
+  // rest padding, as torch's pack_padded_sequence(..., enforce_sorted=False) and
+  // pad_packed_sequence: padded steps neither change the states nor get gradients, their
+  // outputs are zeros, h_n and c_n are each sequence's own last step (for the reverse direction
+  // the step at 0, having started from h0 at its last real step). The lengths are read on the
+  // host (a CUDA graph cannot capture that read).
+  // Throws ShapeError naming the layer for an input of the wrong rank or features and for
+  // states or lengths of the wrong shape, ValueError for c0 given to an RNN or GRU and for
+  // lengths outside [1, T].
+  Output forward(const Tensor& input, const Tensor& h0, const Tensor& c0 = {},
+                 const Tensor& lengths = {});
+  Output operator()(const Tensor& input, const Tensor& h0, const Tensor& c0 = {},
+                    const Tensor& lengths = {}) {
+    return forward(input, h0, c0, lengths);
   }
   // The output sequence alone (for Sequential and the model builder).
   Tensor forward(const Tensor& input) override;
@@ -78,7 +87,8 @@ class RNNBase : public Module {
   // direction, layer-major, forward first, shaped as the module's). Throws ValueError for a
   // list of the wrong length.
   Output forward_with(const std::vector<Weights>& weights, const Tensor& input,
-                      const Tensor& h0 = {}, const Tensor& c0 = {}) const;
+                      const Tensor& h0 = {}, const Tensor& c0 = {},
+                      const Tensor& lengths = {}) const;
 
  protected:
   // Throws ValueError for sizes below 1 (input_size, hidden_size, num_layers), proj_size not in
