@@ -6,7 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "anvil/nn/model_builder.h"
 #include "anvil/nn/nn.h"
+#include "anvil/optim/optimizer.h"
 #include "support/check.h"
 #include "support/module_oracle.h"
 
@@ -310,6 +312,53 @@ TEST(Recurrent, DropoutBetweenLayersOnlyInTraining) {
   const Tensor e = one(x);
   one.train();
   EXPECT_TRUE(equal(one(x), e));
+}
+
+// ModelBuilder: embedding -> bidirectional LSTM -> its last states -> dense, from JSON, learns
+// whether a sequence's first token is at least 4 (the reverse direction's final state has just
+// read it); "sequence" keeps the steps.
+TEST(Recurrent, BuilderSequenceClassifier) {
+  const nlohmann::json spec = nlohmann::json::parse(R"({
+    "input_shape": [8],
+    "layers": [
+      {"type": "embedding", "num_embeddings": 8, "embedding_dim": 12},
+      {"type": "lstm", "hidden_size": 16, "num_layers": 1, "bidirectional": true,
+       "return": "last_state", "dropout": 0.0},
+      {"type": "dense", "units": 2}
+    ]
+  })");
+  nn::ModelBuilder b = nn::ModelBuilder::from_json(spec, 64);
+  EXPECT_EQ(b.output_shape(), (Shape{64, 2}));
+  EXPECT_EQ(nn::ModelBuilder::from_json(b.to_json(), 64).to_json(), b.to_json());
+  manual_seed(4);
+  auto model = b.build();
+  Generator gen(5);
+  const Tensor x = randint(0, 8, {256, 8}, kInt64, &gen);
+  const Tensor y = ge(x.select(1, 0), 4).to(kInt64);
+  auto opt = optim::make_optimizer("adam", model->parameters(), 1e-2);
+  double first = 0, last = 0;
+  for (int step = 0; step < 40; ++step) {
+    opt->zero_grad();
+    Tensor loss = cross_entropy((*model)(x), y);
+    loss.backward();
+    opt->step();
+    last = loss.item<float>();
+    if (step == 0) first = last;
+  }
+  EXPECT_LT(last, 0.2 * first) << "loss " << first << " -> " << last;
+  // The one-tensor forward's "last_state" is h_n's last layer, directions concatenated.
+  nn::GRU gru(4, 5, {.num_layers = 2, .batch_first = true, .bidirectional = true});
+  const Tensor seq = rnd({3, 6, 4}, 7);
+  auto [out, h_n, c_n] = gru(seq, {});
+  gru.one_tensor = nn::RNNBase::OneTensor::LastState;
+  EXPECT_TRUE(equal(gru(seq), cat({h_n.select(0, 2), h_n.select(0, 3)}, -1)));
+  EXPECT_EQ(nn::ModelBuilder({2, 6, 4}).recurrent("gru", 5, 2, true).output_shape(),
+            (Shape{2, 6, 10}));
+  EXPECT_TRUE(test::throws_with<ValueError>(
+      [] {
+        nn::ModelBuilder({2, 6, 4}).recurrent("rnn", 5, 1, false, "all");
+      },
+      {"rnn", "return", "last_state", "all"}));
 }
 
 }  // namespace

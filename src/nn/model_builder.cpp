@@ -14,6 +14,7 @@
 #include "anvil/nn/normalization.h"
 #include "anvil/nn/pooling.h"
 #include "anvil/nn/positional_encoding.h"
+#include "anvil/nn/rnn.h"
 #include "anvil/nn/sequence_pool.h"
 #include "anvil/nn/shape.h"
 #include "anvil/nn/transformer.h"
@@ -27,7 +28,7 @@ const char* kTypes =
     "dense, conv2d, maxpool2d, avgpool2d, adaptive_avgpool2d, global_avgpool2d, batchnorm, "
     "layer_norm, rms_norm, dropout, flatten, reshape, embedding, relu, leaky_relu, elu, sigmoid, tanh, silu, gelu, "
     "softmax, log_softmax, positional_encoding, transformer_encoder, mean_pool, select_token, "
-    "first_token";
+    "first_token, rnn, lstm, gru";
 
 // Reads field `key` of a layer description, with a default; a wrong JSON type is a ValueError
 // naming the layer and the field.
@@ -165,6 +166,26 @@ ModulePtr make_layer(const json& spec, const Shape& in) {
     return std::make_shared<TransformerEncoder>(
         [&] { return std::make_shared<TransformerEncoderLayer>(o); }, num_layers, norm);
   }
+  if (t == "rnn" || t == "lstm" || t == "gru") {  // [N, T, F] -> [N, T, D * H] or [N, D * H]
+    need_rank(3, 3);
+    const RNNOptions o{.num_layers = field<int64_t>(spec, "num_layers", int64_t(1)),
+                       .nonlinearity = field<std::string>(spec, "nonlinearity", std::string("tanh")),
+                       .bias = field<bool>(spec, "bias", true),
+                       .batch_first = true,
+                       .dropout = field<double>(spec, "dropout", 0.0),
+                       .bidirectional = field<bool>(spec, "bidirectional", false),
+                       .proj_size = field<int64_t>(spec, "proj_size", int64_t(0))};
+    const int64_t hidden = field<int64_t>(spec, "hidden_size");
+    std::shared_ptr<RNNBase> r;
+    if (t == "lstm") r = std::make_shared<LSTM>(in.back(), hidden, o);
+    else if (t == "gru") r = std::make_shared<GRU>(in.back(), hidden, o);
+    else r = std::make_shared<RNN>(in.back(), hidden, o);
+    const std::string ret = field<std::string>(spec, "return", std::string("sequence"));
+    ANVIL_CHECK(ret == "sequence" || ret == "last_state", ValueError, "ModelBuilder: ", t,
+                ": field 'return' must be \"sequence\" or \"last_state\", got \"", ret, "\"");
+    if (ret == "last_state") r->one_tensor = RNNBase::OneTensor::LastState;
+    return r;
+  }
   if (t == "mean_pool") {
     need_rank(3, 8);
     return std::make_shared<MeanPool>(1);
@@ -278,6 +299,16 @@ ModelBuilder& ModelBuilder::transformer_encoder(int64_t nhead, int64_t num_layer
               {"dim_feedforward", dim_feedforward}, {"dropout", dropout},
               {"activation", activation}, {"norm_first", norm_first},
               {"layer_norm_eps", layer_norm_eps}, {"norm", norm}});
+}
+ModelBuilder& ModelBuilder::recurrent(const std::string& type, int64_t hidden_size,
+                                      int64_t num_layers, bool bidirectional,
+                                      const std::string& returns, double dropout) {
+  return add({{"type", type},
+              {"hidden_size", hidden_size},
+              {"num_layers", num_layers},
+              {"bidirectional", bidirectional},
+              {"return", returns},
+              {"dropout", dropout}});
 }
 ModelBuilder& ModelBuilder::mean_pool() { return add({{"type", "mean_pool"}}); }
 ModelBuilder& ModelBuilder::select_token(int64_t index) {

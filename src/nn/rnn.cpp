@@ -106,7 +106,13 @@ const RNNBase::Weights& RNNBase::weights(int64_t layer, int64_t direction) const
   return weights_[size_t(layer * num_directions() + direction)];
 }
 
-Tensor RNNBase::forward(const Tensor& input) { return forward(input, Tensor(), Tensor()).output; }
+Tensor RNNBase::forward(const Tensor& input) {
+  const Output r = forward(input, Tensor(), Tensor());
+  if (one_tensor == OneTensor::Sequence) return r.output;
+  const int64_t d = num_directions();
+  const Tensor last = r.h_n.narrow(0, r.h_n.size(0) - d, d);  // [D, N, H_out] or [D, H_out]
+  return d == 1 ? last.select(0, 0) : cat({last.select(0, 0), last.select(0, 1)}, -1);
+}
 
 RNNBase::Output RNNBase::forward(const Tensor& input, const Tensor& h0, const Tensor& c0,
                                  const Tensor& lengths) {

@@ -65,6 +65,13 @@ class ModelBuilder {
                                     int64_t dim_feedforward = 2048, double dropout = 0.1,
                                     const std::string& activation = "relu", bool norm_first = false,
                                     double layer_norm_eps = 1e-5, bool norm = false);
+  // A recurrent layer, "rnn", "lstm" or "gru" (batch_first; JSON also takes nonlinearity,
+  // bias and proj_size): [N, T, F] -> [N, T, D * H] with returns "sequence", or the last
+  // layer's final states [N, D * H] with "last_state" (embedding -> lstm -> dense classifies
+  // sequences).
+  ModelBuilder& recurrent(const std::string& type, int64_t hidden_size, int64_t num_layers = 1,
+                          bool bidirectional = false, const std::string& returns = "sequence",
+                          double dropout = 0.0);
   ModelBuilder& mean_pool();                      // [N, T, D] -> [N, D], the mean over T
   ModelBuilder& select_token(int64_t index = 0);  // [N, T, D] -> [N, D], x[:, index]
   ModelBuilder& relu();

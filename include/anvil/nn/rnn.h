@@ -75,6 +75,11 @@ class RNNBase : public Module {
   const Kind kind;
   const int64_t input_size, hidden_size;
   const RNNOptions options;
+  // What the one-tensor forward returns (Sequential, ModelBuilder): the output sequence, or the
+  // last layer's final h of each direction concatenated, [N, D * H_out] (a sequence
+  // classifier's summary).
+  enum class OneTensor { Sequence, LastState };
+  OneTensor one_tensor = OneTensor::Sequence;
   int64_t num_directions() const { return options.bidirectional ? 2 : 1; }
   int64_t output_size() const { return options.proj_size > 0 ? options.proj_size : hidden_size; }
   // Parameters of layer l, direction d, in torch's order: w_ih, w_hh, b_ih, b_hh, w_hr (the
