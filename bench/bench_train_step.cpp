@@ -3,7 +3,7 @@
 // and optimizers, and prints one JSON line per workload in the reference's format so that
 // bench/compare.py can put anvil and PyTorch side by side.
 //
-//   build/bench/bench_train_step [mlp cnn resnet18 gpt2 gpt2_ckpt] [--device=cuda] [--steps=50] [--warm=15]
+//   build/bench/bench_train_step [mlp cnn lstm resnet18 gpt2 gpt2_ckpt] [--device=cuda] [--steps=50] [--warm=15]
 //                                [--modes=eager,graph] [--tf32=1]
 //                                [--cudnn-benchmark=0]
 //
@@ -61,6 +61,18 @@ Workload cnn(Device d) {
           optim::make_optimizer("adam", m->parameters(), 1e-3), 128};
 }
 
+// torch_reference.py's CharLSTM: Embedding(128, 128) -> LSTM(128, 512, 2 layers, batch_first)
+// -> Linear(512, 128) on every step, batch 64 x 100 tokens, float32, Adam(1e-3).
+Workload lstm(Device d) {
+  auto m = std::make_shared<nn::Sequential>(std::vector<nn::ModulePtr>{
+      std::make_shared<nn::Embedding>(128, 128),
+      std::make_shared<nn::LSTM>(128, 512, nn::RNNOptions{.num_layers = 2, .batch_first = true}),
+      std::make_shared<nn::Linear>(512, 128)});
+  m->to(d);
+  return {m, randint(0, 128, {64, 100}, TensorOptions(kInt64).device(d)),
+          randint(0, 128, {6400}, TensorOptions(kInt64).device(d)),
+          optim::make_optimizer("adam", m->parameters(), 1e-3), 6400};
+}
 // torch_reference.py's ResNet18 (CIFAR-style, 3x32x32, batch 256) in bfloat16 autocast with
 // SGD(momentum 0.9), fed channels-last as the reference is (conv2d, batch_norm and the
 // element-wise ops keep it so; the parameters stay row-major, as a state dict has them).
@@ -151,7 +163,7 @@ int main(int argc, char** argv) {
   set_allow_tf32(tf32);
   set_cudnn_benchmark(cudnn_benchmark);  // the eager warm-up steps time the convolutions
   for (const auto& name : names) {
-    if (name != "mlp" && name != "cnn" && name != "resnet18" && name != "gpt2" &&
+    if (name != "mlp" && name != "cnn" && name != "resnet18" && name != "gpt2" && name != "lstm" &&
         name != "gpt2_ckpt") {
       std::printf("{\"workload\": \"%s\", \"mode\": \"anvil-eager\", \"error\": \"not supported yet\"}\n",
                   name.c_str());
@@ -162,6 +174,7 @@ int main(int argc, char** argv) {
       Workload w = name == "mlp"    ? mlp(d)
                    : name == "cnn"  ? cnn(d)
                    : name == "gpt2" ? gpt2(d)
+                   : name == "lstm" ? lstm(d)
                    : name == "gpt2_ckpt" ? gpt2(d, true)
                                     : resnet18(d);
       Tensor loss = zeros({}, TensorOptions(kFloat32).device(d));
