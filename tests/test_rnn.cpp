@@ -245,6 +245,58 @@ TEST(Recurrent, GradientsByFiniteDifferences) {
   }
 }
 
+// The fused step loop alone, in float64, for every cell, both directions, with and without a
+// bias and padding: its output, h_n and c_n together against finite differences in gi, h0,
+// c0, w_hh and b_hh.
+TEST(Recurrent, StepLoopGradientsByFiniteDifferences) {
+  const int64_t T = 4, N = 3, H = 2;
+  const Tensor keep = lt(arange(0, T, 1, TensorOptions(kInt64)).view({T, 1}),
+                         tensor(std::vector<int64_t>{4, 1, 3}, {3}).view({1, N}));
+  for (RecurrentCell cell : {RecurrentCell::RNNTanh, RecurrentCell::RNNRelu, RecurrentCell::LSTM,
+                             RecurrentCell::GRU})
+    for (bool reverse : {false, true})
+      for (bool padded : {false, true}) {
+        SCOPED_TRACE(std::to_string(int(cell)) + (reverse ? " reverse" : "") +
+                     (padded ? " padded" : ""));
+        const bool lstm = cell == RecurrentCell::LSTM, bias = !padded;
+        const int64_t G = lstm ? 4 : cell == RecurrentCell::GRU ? 3 : 1;
+        std::vector<Tensor> in = {rnd({T, N, G * H}, 1, kFloat64), rnd({N, H}, 2, kFloat64),
+                                  lstm ? rnd({N, H}, 3, kFloat64) : Tensor(),
+                                  rnd({G * H, H}, 4, kFloat64),
+                                  bias ? rnd({G * H}, 5, kFloat64) : Tensor()};
+        for (Tensor& t : in)
+          if (t.defined()) t.requires_grad_();
+        EXPECT_TRUE(test::gradcheck(
+            [&](const std::vector<Tensor>& t) {
+              const RecurrentLayerOutput r = recurrent_layer(cell, t[0], t[1], t[2], t[3], t[4],
+                                                             reverse, padded ? keep : Tensor());
+              std::vector<Tensor> parts = {r.output.reshape({-1}), r.h_n.reshape({-1})};
+              if (lstm) parts.push_back(r.c_n.reshape({-1}));
+              return cat(parts, 0);
+            },
+            in));
+      }
+}
+
+// Padding steps pass the state through and output zeros; the gates get no gradient there.
+TEST(Recurrent, StepLoopPaddingPassesTheStateThrough) {
+  const int64_t T = 3, N = 2, H = 3;
+  const Tensor keep = lt(arange(0, T, 1, TensorOptions(kInt64)).view({T, 1}),
+                         tensor(std::vector<int64_t>{3, 1}, {2}).view({1, N}));
+  const Tensor gi = rnd({T, N, 4 * H}, 1).requires_grad_();
+  const Tensor h0 = rnd({N, H}, 2), c0 = rnd({N, H}, 3), w = rnd({4 * H, H}, 4);
+  const RecurrentLayerOutput r =
+      recurrent_layer(RecurrentCell::LSTM, gi, h0, c0, w, Tensor(), false, keep);
+  // Sequence 1 steps only at t = 0: its final states are those after step 0.
+  EXPECT_TRUE(test::all_close(r.h_n.select(0, 1), r.output.select(0, 0).select(0, 1), 0, 0));
+  EXPECT_TRUE(test::all_close(r.output.select(0, 1).select(0, 1), zeros({H}), 0, 0));
+  EXPECT_TRUE(test::all_close(r.output.select(0, 2).select(0, 1), zeros({H}), 0, 0));
+  sum(add(r.output, mul(r.h_n, 2.0))).backward();
+  EXPECT_TRUE(test::all_close(gi.grad().select(0, 1).select(0, 1), zeros({4 * H}), 0, 0));
+  EXPECT_TRUE(test::all_close(gi.grad().select(0, 2).select(0, 1), zeros({4 * H}), 0, 0));
+  EXPECT_GT(max(abs(gi.grad().select(0, 0).select(0, 1))).item<float>(), 0.0f);
+}
+
 TEST(Recurrent, BadInputNamesTheLayerAndTheShapes) {
   nn::LSTM lstm(5, 6, {.num_layers = 2});
   EXPECT_TRUE(test::throws_with<ShapeError>(

@@ -30,6 +30,7 @@
 #include "anvil/ops/mask.h"
 #include "anvil/ops/normalization.h"
 #include "anvil/ops/pool.h"
+#include "anvil/ops/recurrent.h"
 #include "anvil/ops/reduction.h"
 #include "anvil/ops/rotary.h"
 #include "anvil/nn/losses.h"

@@ -9,6 +9,7 @@
 #include "anvil/ops/elementwise.h"
 #include "anvil/ops/join.h"
 #include "anvil/ops/linalg.h"
+#include "anvil/ops/recurrent.h"
 
 namespace anvil::nn {
 namespace {
@@ -146,7 +147,7 @@ RNNBase::Output RNNBase::forward_with(const std::vector<Weights>& weights, const
                 shape_text(want), ", got ", to_string(s.shape()));
     return batched ? s : s.unsqueeze(1);
   };
-  // [T, N, 1]: whether step t is one of sequence n's own (undefined: all are).
+  // [T, N]: whether step t is one of sequence n's own (undefined: all are).
   Tensor keep;
   if (lengths.defined()) {
     ANVIL_CHECK(
@@ -161,7 +162,7 @@ RNNBase::Output RNNBase::forward_with(const std::vector<Weights>& weights, const
                   "] (the sequence's steps), got ", len, " for sequence ", n);
     }
     const Tensor steps = arange(0, T, 1, TensorOptions(kInt64).device(x.device()));
-    keep = lt(steps.view({T, 1, 1}), host.to(x.device()).view({1, N, 1}));
+    keep = lt(steps.view({T, 1}), host.to(x.device()).view({1, N}));
   }
   const Tensor zero = scalar_tensor(0.0, TensorOptions(x.dtype()).device(x.device()));
   const Tensor h_init = state(h0, h_shape, h_out, "h0");
@@ -174,13 +175,23 @@ RNNBase::Output RNNBase::forward_with(const std::vector<Weights>& weights, const
       const Weights& w = weights[size_t(l * D + dir)];
       // The input projection of every step in one product: [T, N, G * H].
       const Tensor gi = linear(x, w.w_ih, w.b_ih);
-      StepState s{h_init.select(0, l * D + dir), lstm ? c_init.select(0, l * D + dir) : Tensor()};
+      const Tensor h_start = h_init.select(0, l * D + dir);
+      const Tensor c_start = lstm ? c_init.select(0, l * D + dir) : Tensor();
+      if (!w.w_hr.defined()) {  // the fused step loop (a projection keeps the composed one)
+        const RecurrentLayerOutput r =
+            recurrent_layer(kind, gi, h_start, c_start, w.w_hh, w.b_hh, dir == 1, keep);
+        directions.push_back(r.output);
+        h_last.push_back(r.h_n);
+        if (lstm) c_last.push_back(r.c_n);
+        continue;
+      }
+      StepState s{h_start, c_start};
       std::vector<Tensor> outs(static_cast<size_t>(T));
       for (int64_t i = 0; i < T; ++i) {
         const int64_t t = dir == 0 ? i : T - 1 - i;
         const StepState next = step(kind, gi.select(0, t), s, w.w_hh, w.b_hh, w.w_hr);
         if (keep.defined()) {  // padding keeps the state and outputs zeros
-          const Tensor k = keep.select(0, t);
+          const Tensor k = keep.select(0, t).unsqueeze(-1);
           s = {where(k, next.h, s.h), lstm ? where(k, next.c, s.c) : Tensor()};
           outs[size_t(t)] = where(k, next.h, zero);
         } else {

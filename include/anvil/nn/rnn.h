@@ -15,14 +15,17 @@
 // hidden size and H_out proj_size or H. Every parameter starts U(-1/sqrt(H), 1/sqrt(H)), as in
 // torch, so a torch model's state dict (saved with safetensors) loads 1:1.
 //
-// The forward is composed from anvil's ops (the input projection of all steps at once, then one
-// product and the gate arithmetic a step), which autograd differentiates; it runs on any device.
+// Each layer and direction projects the input of all steps at once (one matmul), then runs its
+// step loop as one op, recurrent_layer (anvil/ops/recurrent.h): a product and one fused gate
+// kernel a step, forward and backward. An LSTM with proj_size composes its steps from anvil's
+// ops instead. Both run on any device.
 #pragma once
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "anvil/nn/module.h"
+#include "anvil/ops/recurrent.h"
 
 namespace anvil::nn {
 
@@ -39,7 +42,7 @@ struct RNNOptions {
 
 class RNNBase : public Module {
  public:
-  enum class Kind { RNNTanh, RNNRelu, LSTM, GRU };
+  using Kind = RecurrentCell;  // RNNTanh, RNNRelu, LSTM, GRU
 
   // output: [T, N, D * H_out] ([N, T, ...] when batch_first; [T, D * H_out] unbatched), the last
   // layer's h at every step, both directions concatenated (forward first). h_n: [L * D, N,
