@@ -4,6 +4,7 @@ set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config libopenblas-dev libgtest-dev libgmock-dev
       nlohmann-json3-dev libcli11-dev zlib1g-dev python3-venv python3-pip dataset-fashion-mnist
       python3-sklearn clang-14 libclang-rt-14-dev  # clang + its runtimes: `make test-fuzz`
+      python3-statsmodels  # its datasets/*.csv: time series (sunspots) for examples/lstm_sunspots
       fortunes bible-kjv-text)  # text corpora for the language-model examples and tests
 missing=()
 for p in "${pkgs[@]}"; do

@@ -4,6 +4,7 @@
 
 #include "anvil/anvil.h"
 #include "tools/commands.h"
+#include "tools/series_run.h"
 
 namespace anvil::tools {
 
@@ -23,6 +24,8 @@ int eval_command(const std::string& dir, const std::string& data, const std::str
   std::cout << "samples " << r.data.test->size();
   for (const auto& [k, v] : logs) std::cout << "  " << k << " " << v;
   std::cout << "\n";
+  if (r.data.series)  // the metrics above are of the standardised series
+    std::cout << forecast_line(forecast_report(*r.data.series, t.predict(loader))) << "\n";
   return 0;
 }
 

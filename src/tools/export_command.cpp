@@ -157,6 +157,12 @@ int export_command(const ExportArgs& a) {
   std::string folded;
   if (!s.run_dir.empty()) {
     json run = read_run_json(s.run_dir);
+    // Folding would have to scale the windows going in and unscale the forecast coming out.
+    ANVIL_CHECK(!run.contains("data") || !run["data"].contains("window"), ValueError,
+                "anvil export: ", s.name,
+                " forecasts a series from standardised windows, which a model file cannot take in "
+                "yet; use the run directory (`anvil eval|predict --run`), or the checkpoint with "
+                "the statistics in its run.json's data.scaling");
     if (run.contains("data") && run["data"].contains("scaling")) {
       ANVIL_CHECK(
           !arch.is_registered(), ValueError, "anvil export: ", s.name,

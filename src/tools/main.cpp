@@ -2,6 +2,8 @@
 //
 //   anvil train --model mlp --epochs 10 --output runs/mlp      (Fashion-MNIST by default)
 //   anvil train --model cnn.json --data csv:table.csv --label-column price --task regression
+//   anvil train --data series:sunspots.csv --window 24 --horizon 1 --column SUNACTIVITY
+//                                                             (an LSTM forecasts a time series)
 //   anvil train --resume runs/mlp --epochs 20                 (continue from the last epoch)
 //   anvil eval --run runs/mlp
 //   anvil predict --run runs/mlp --output predictions.csv
@@ -26,16 +28,35 @@ int main(int argc, char** argv) {
 
   tools::TrainArgs ta;
   auto* train = app.add_subcommand("train", "train a model and save the run to --output");
-  train->add_option("--model", ta.model, "preset (mlp, cnn, linear, gpt) or JSON architecture file")
+  train
+      ->add_option("--model", ta.model,
+                   "preset (mlp, cnn, linear, gpt; lstm, gru: the default for series:PATH) or "
+                   "JSON architecture file")
       ->capture_default_str();
-  train->add_option("--data", ta.data.source,
-                    "fashion-mnist, csv:PATH or text:PATH (a language model's corpus)")
+  train
+      ->add_option("--data", ta.data.source,
+                   "fashion-mnist, csv:PATH, series:PATH (a CSV time series, oldest row first) "
+                   "or text:PATH (a language model's corpus)")
       ->capture_default_str();
   train->add_option("--label-column", ta.data.label_column,
                     "CSV label column (name or index; default last)");
+  train->add_option("--column", ta.data.label_column,
+                    "series: the column to forecast (name or index; default last)");
+  train
+      ->add_option("--input-columns", ta.data.input_columns,
+                   "series: the columns a window holds (default: the forecast column alone)")
+      ->delimiter(',');
+  train->add_option("--window", ta.data.window, "series: rows of input per window")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  train->add_option("--horizon", ta.data.horizon, "series: values forecast after each window")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   train->add_option("--task", ta.data.task, "classification, regression or auto")
       ->capture_default_str();
-  train->add_option("--test-fraction", ta.data.test_fraction, "CSV: share held out for testing")
+  train
+      ->add_option("--test-fraction", ta.data.test_fraction,
+                   "CSV: share held out for testing (series: the last rows)")
       ->capture_default_str();
   train->add_option("--skip-rows", ta.data.skip_rows, "CSV: lines before the header to skip")
       ->capture_default_str();
@@ -166,6 +187,8 @@ int main(int argc, char** argv) {
   try {
     if (*train) {
       ta.data.seed = ta.seed;
+      if (!train->get_option("--model")->count() && ta.data.source.rfind("series:", 0) == 0)
+        ta.model = "lstm";
       return tools::train_command(ta, resume_dir, train->get_option("--epochs")->count() > 0);
     }
     if (*eval) return tools::eval_command(eval_run, eval_data, eval_device);

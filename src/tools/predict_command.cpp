@@ -3,6 +3,7 @@
 //
 //   index,prediction,p0,p1,...   classification: the class and each class's probability
 //   index,prediction             regression
+//   index,prediction[_1,...,_H]  a series run: each held-out window's forecast, in its units
 #include <filesystem>
 #include <iostream>
 #include <sstream>
@@ -10,6 +11,7 @@
 #include "anvil/anvil.h"
 #include "anvil/core/file.h"
 #include "tools/commands.h"
+#include "tools/series_run.h"
 
 namespace anvil::tools {
 namespace {
@@ -56,6 +58,8 @@ int predict_run(const PredictArgs& a) {
   train::Trainer t(r.model, optim::make_optimizer("sgd", r.model->parameters(), 0.0),
                    nn::make_loss("mse"), to);
   data::DataLoader loader(r.data.test, {.batch_size = 512});
+  if (r.data.series)
+    return write_predictions(forecast_csv(*r.data.series, t.predict(loader)), a.output);
   return write_predictions(predictions_csv(t.predict(loader), r.data.task == "classification"),
                            a.output);
 }

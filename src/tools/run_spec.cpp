@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "anvil/core/file.h"
+#include "tools/series_run.h"
 
 namespace anvil::tools {
 namespace {
@@ -36,8 +37,9 @@ LoadedData load_data(const DataSpec& spec, const json* scaling) {
                 "anvil: fashion-mnist is a classification dataset, not ", spec.task);
     return d;
   }
+  if (is_series_source(spec.source)) return load_series(spec, scaling);
   ANVIL_CHECK(spec.source.rfind("csv:", 0) == 0, ValueError, "anvil: unknown data source '",
-              spec.source, "' (expected fashion-mnist or csv:PATH)");
+              spec.source, "' (expected fashion-mnist, csv:PATH or series:PATH)");
   std::string path = spec.source.substr(4);
   data::CsvOptions opts;
   d.task = spec.task == "auto" ? "classification" : spec.task;
@@ -70,7 +72,7 @@ LoadedData load_data(const DataSpec& spec, const json* scaling) {
 nn::ModelBuilder make_architecture(const std::string& model, const LoadedData& data) {
   Shape input{1};
   input.insert(input.end(), data.sample_shape.begin(), data.sample_shape.end());
-  const int64_t outputs = data.task == "classification" ? data.num_classes : 1;
+  const int64_t outputs = data.task == "classification" ? data.num_classes : data.outputs;
   nn::ModelBuilder b(input);
   if (model == "mlp") {
     if (input.size() > 2) b.flatten();
@@ -84,14 +86,21 @@ nn::ModelBuilder make_architecture(const std::string& model, const LoadedData& d
                 to_string(data.sample_shape));
     b.conv2d(32, 3, 1, 1).relu().maxpool2d(2).conv2d(64, 3, 1, 1).relu().maxpool2d(2);
     b.flatten().dense(128).relu().dropout(0.3).dense(outputs);
+  } else if (model == "lstm" || model == "gru") {
+    // A series' window [T, F]: one recurrent layer, its last state -> the horizon's values.
+    ANVIL_CHECK(input.size() == 3, ValueError, "anvil: the ", model,
+                " preset needs sequence inputs [T, F] (--data series:PATH), the data gives ",
+                to_string(data.sample_shape));
+    b.recurrent(model, 64, 1, false, "last_state").dense(outputs);
   } else if (std::filesystem::exists(model)) {
     b = nn::ModelBuilder::load(model);
     Shape want(input.begin() + 1, input.end()), got(b.input_shape().begin() + 1, b.input_shape().end());
     ANVIL_CHECK(want == got, ShapeError, "anvil: the architecture in '", model,
                 "' takes inputs of shape ", to_string(got), " but the data has ", to_string(want));
   } else {
-    throw ValueError("anvil: unknown model '" + model +
-                     "' (expected a preset: mlp, cnn, linear; or a JSON architecture file)");
+    throw ValueError(
+        "anvil: unknown model '" + model +
+        "' (expected a preset: mlp, cnn, linear, lstm, gru; or a JSON architecture file)");
   }
   return b;
 }
@@ -100,6 +109,12 @@ json data_json(const DataSpec& spec, const LoadedData& data) {
   json j = {{"source", spec.source}, {"label_column", spec.label_column}, {"task", data.task},
             {"test_fraction", spec.test_fraction}, {"skip_rows", spec.skip_rows}, {"seed", spec.seed}, {"num_classes", data.num_classes},
             {"sample_shape", data.sample_shape}};
+  if (data.series) {
+    j["window"] = spec.window;
+    j["horizon"] = spec.horizon;
+    j["input_columns"] = spec.input_columns;
+    j["scaling"] = series_scaling_json(data.series->scaling);
+  }
   if (data.feature_mean.defined())
     j["scaling"] = {{"mean", to_doubles(data.feature_mean)}, {"std", to_doubles(data.feature_std)}};
   return j;
@@ -113,6 +128,9 @@ DataSpec data_spec_from_json(const json& j) {
   s.test_fraction = j.value("test_fraction", 0.2);
   s.skip_rows = j.value("skip_rows", int64_t(0));
   s.seed = j.value("seed", uint64_t(0));
+  s.window = j.value("window", s.window);
+  s.horizon = j.value("horizon", s.horizon);
+  s.input_columns = j.value("input_columns", std::vector<std::string>{});
   return s;
 }
 

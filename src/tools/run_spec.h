@@ -17,10 +17,14 @@
 
 namespace anvil::tools {
 
-// A data source named on the command line: "fashion-mnist" or "csv:PATH".
+// A data source named on the command line: "fashion-mnist", "csv:PATH" or "series:PATH".
 struct DataSpec {
   std::string source = "fashion-mnist";
-  std::string label_column;          // CSV: name or index ("" = last column)
+  std::string label_column;  // CSV: name or index ("" = last); series: the target
+  // series: the columns of a window (none = the target alone).
+  std::vector<std::string> input_columns;
+  int64_t window = 64;               // series: rows per input window
+  int64_t horizon = 1;               // series: values forecast after each window
   std::string task = "auto";         // classification, regression, or auto (from the source)
   double test_fraction = 0.2;        // CSV: held-out share
   int64_t skip_rows = 0;             // CSV: lines to skip before the header
@@ -34,12 +38,16 @@ struct LoadedData {
   std::string task;               // "classification" or "regression"
   int64_t num_classes = 0;        // classification only
   Tensor feature_mean, feature_std;  // CSV features are standardised with these (train stats)
+  int64_t outputs = 1;               // regression: values per sample (a series' horizon)
+  std::shared_ptr<const data::SeriesSplit> series;  // series:PATH: the windows and their scaling
 };
 
-// Loads the data; with `scaling` (from a saved run) CSV features use those statistics.
+// Loads the data; with `scaling` (from a saved run) CSV features (and a series) use those
+// statistics.
 LoadedData load_data(const DataSpec& spec, const nlohmann::json* scaling = nullptr);
 
-// A model preset ("mlp", "cnn", "linear") or a JSON architecture file, for the data.
+// A model preset ("mlp", "cnn", "linear"; "lstm" and "gru" for a series) or a JSON
+// architecture file, for the data.
 nn::ModelBuilder make_architecture(const std::string& model, const LoadedData& data);
 
 nlohmann::json data_json(const DataSpec& spec, const LoadedData& data);

@@ -6,6 +6,7 @@
 #include "anvil/anvil.h"
 #include "anvil/core/file.h"
 #include "tools/commands.h"
+#include "tools/series_run.h"
 #include "tools/train_parts.h"
 
 namespace anvil::tools {
@@ -62,16 +63,21 @@ int train_command(TrainArgs a, const std::string& resume, bool epochs_given) {
                     run_json(a, loss_name, data_json(a.data, d)).dump(2) + "\n");
   add_run_callbacks(trainer, a, ckpt_path);
   trainer.fit_to(train_loader, a.epochs, &test_loader);
+  // A series is standardised: its errors in its own units, beside the persistence forecast's.
+  std::string forecast;
+  if (d.series) forecast = forecast_line(forecast_report(*d.series, trainer.predict(test_loader)));
 
   // The run directory: architecture, weights, and how the data was prepared.
   model->to(kCPU);
   io::save_safetensors(model->state_dict(), a.output + "/weights.safetensors", {{"format", "pt"}});
   const auto& h = trainer.history();
-  std::cout << "test";
+  std::cout << (d.series ? "test (standardised)" : "test");
   if (!h.empty())
     for (const auto& [k, v] : h.epochs().back().values)
       if (k.rfind("val_", 0) == 0) std::cout << "  " << k.substr(4) << " " << v;
-  std::cout << "\nsaved to " << a.output << "\n";
+  std::cout << "\n";
+  if (!forecast.empty()) std::cout << forecast << "\n";
+  std::cout << "saved to " << a.output << "\n";
   return 0;
 }
 

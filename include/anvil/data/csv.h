@@ -82,4 +82,21 @@ class CsvDataset : public Dataset {
   int64_t num_classes_ = 0;
 };
 
+// Some columns of a CSV file as numbers, for tables that are not one sample per line (a time
+// series: data::series_windows_from_csv).
+struct CsvColumns {
+  std::vector<std::string> names;           // header names of the columns read ("" without one)
+  std::vector<std::vector<double>> values;  // values[k][r]: the k-th column asked for, row r
+  std::vector<int64_t> lines;               // the 1-based line in the file of each row
+};
+
+// Reads `columns` (in that order; one may be asked for twice) from every data line, with the
+// same cell rules as CsvDataset; the other cells are not parsed and may hold anything (a
+// date). options.dtype and options.task are not used. `op` begins every message. Throws what
+// CsvDataset throws (IOError naming the file, line and column of a bad cell; ValueError for a
+// column name not in the header, or no columns; IndexError for a column index out of range).
+CsvColumns read_csv_columns(const std::string& path, const std::vector<Column>& columns,
+                            const CsvOptions& options = {},
+                            const std::string& op = "read_csv_columns");
+
 }  // namespace anvil::data

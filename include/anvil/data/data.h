@@ -7,4 +7,5 @@
 #include "anvil/data/fashion_mnist.h"
 #include "anvil/data/idx.h"
 #include "anvil/data/sampler.h"
+#include "anvil/data/series.h"
 #include "anvil/data/tensor_dataset.h"
